@@ -1,0 +1,5 @@
+"""``python -m icoapi``: start the service."""
+
+from icoapi.api import main
+
+main()

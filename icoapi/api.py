@@ -1,0 +1,211 @@
+"""The application factory and the ``icoapi`` entry point.
+
+``create_app(settings)`` wires the domain routers and one lifespan that builds
+every service, stores it on ``app.state`` and tears it down again. Importing
+this module has no side effects: ``icoapi.api:app`` is created on first access,
+so ``uvicorn icoapi.api:app`` gets the same setup as ``icoapi``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from icoapi import __version__
+from icoapi.configuration.router import router as config_router
+from icoapi.configuration.service import ConfigService
+from icoapi.core.errors import IcoapiError
+from icoapi.core.events import EventBus
+from icoapi.core.logging import setup_logging
+from icoapi.core.paths import AppPaths
+from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
+from icoapi.core.tasks import TaskRegistry
+from icoapi.files.router import router as files_router
+from icoapi.files.service import MeasurementFileService
+from icoapi.logs.router import router as logs_router
+from icoapi.logs.service import LogService
+from icoapi.measurement.router import router as measurement_router
+from icoapi.measurement.service import MeasurementService
+from icoapi.sensors.router import router as sensor_router
+from icoapi.sensors.service import SensorCatalog
+from icoapi.state.router import router as state_router
+from icoapi.state.service import StateService
+from icoapi.system.link import CanLinkConfig
+from icoapi.system.router import general_router, sth_router, stu_router
+from icoapi.system.service import ICOSystem
+
+logger = logging.getLogger(__name__)
+
+TAGS = [
+    {"name": "General", "description": "System state, health and the CAN link."},
+    {
+        "name": "Stationary Transceiver Unit (STU)",
+        "description": "The STU on the CAN bus that talks to sensor devices over Bluetooth.",
+    },
+    {
+        "name": "Sensory Tool Holder (STH)",
+        "description": "Sensor devices: scan, connect, rename, ADC settings, battery.",
+    },
+    {"name": "Measurement", "description": "Start and stop measurements; live data stream."},
+    {"name": "File Handling", "description": "Measurement files (HDF5): list, download, "
+     "analyze, metadata and embedded files."},
+    {"name": "Sensor", "description": "Sensor definitions and channel configurations."},
+    {"name": "Configuration", "description": "Configuration files, uploads and backups."},
+    {"name": "Logs", "description": "Service log files and a live log stream."},
+]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    paths = AppPaths.from_settings(settings)
+    paths.ensure()
+    redactor, fanout = setup_logging(settings, paths.log_file)
+    env_file = env_file_used(settings)
+    logger.info(
+        "Starting icoapi %s (settings from %s, data in %s)",
+        __version__,
+        env_file or "environment and defaults",
+        paths.root,
+    )
+    paths.install_default_config()
+
+    events = EventBus()
+    tasks = TaskRegistry()
+    system = ICOSystem(
+        CanLinkConfig.from_settings(settings),
+        events,
+        request_timeout=settings.CAN_REQUEST_TIMEOUT,
+        simulator_config=getattr(app.state, "simulator_config", None),
+    )
+    sensors = SensorCatalog(paths.config / "sensors.yaml")
+    measurement = MeasurementService(
+        system=system, sensors=sensors, paths=paths, settings=settings, events=events,
+        tasks=tasks,
+    )
+    state = StateService(system, measurement.status, paths, events)
+
+    app.state.paths = paths
+    app.state.events = events
+    app.state.tasks = tasks
+    app.state.system = system
+    app.state.sensors = sensors
+    app.state.measurement = measurement
+    app.state.state = state
+    app.state.configs = ConfigService(paths, sensors, redactor, events)
+    app.state.logs = LogService(paths, settings, fanout)
+    app.state.files = MeasurementFileService(paths.measurements, measurement.files_in_use)
+
+    if not await system.open():
+        logger.warning(
+            "Running without CAN link (%s). Hardware endpoints answer 503 until "
+            "PUT %s/reset-can succeeds.",
+            system.link_error,
+            settings.api_prefix,
+        )
+    logger.info("icoapi ready on %s", settings.api_prefix)
+    try:
+        yield
+    finally:
+        logger.info("Shutting down icoapi")
+        await measurement.shutdown()
+        await system.close()
+        await state.close()
+        await tasks.cancel_all()
+        logger.info("icoapi stopped")
+
+
+async def _icoapi_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, IcoapiError)
+    return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    # A safety net: the error is logged with its traceback, the client gets JSON.
+    logger.exception("Unhandled error in %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"detail": f"Internal server error ({type(error).__name__})."}, status_code=500
+    )
+
+
+def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
+    """Build the application. Extra keyword arguments are put on ``app.state``
+    before startup (tests pass e.g. ``simulator_config``)."""
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="ICOapi",
+        version=__version__,
+        summary="REST and WebSocket API of the ICOtronic wireless sensor system.",
+        description=(
+            "Controls the STU and its sensor devices over CAN, records measurements "
+            "to HDF5, streams live data and manages sensor, configuration, measurement "
+            "and log files."
+        ),
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for key, value in state.items():
+        setattr(app.state, key, value)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.VITE_API_ORIGINS,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Content-Disposition"],
+    )
+    app.add_exception_handler(IcoapiError, _icoapi_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    prefix = settings.api_prefix
+    for router in (
+        stu_router,
+        sth_router,
+        general_router,
+        state_router,
+        files_router,
+        measurement_router,
+        logs_router,
+        sensor_router,
+        config_router,
+    ):
+        app.include_router(router, prefix=prefix)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # ``uvicorn icoapi.api:app`` looks the attribute up; build the app only then.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)
+
+
+def main() -> None:
+    """Console entry point: load settings, then serve with uvicorn."""
+    import uvicorn
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"icoapi: {error}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
+        raise SystemExit(2) from error
+    uvicorn.run(
+        create_app(settings),
+        host=settings.VITE_API_HOSTNAME,
+        port=settings.VITE_API_PORT,
+        log_config=None,
+        ws_ping_interval=20,
+    )
+
+
+if __name__ == "__main__":
+    main()

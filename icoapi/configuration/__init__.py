@@ -1,0 +1,1 @@
+"""Configuration files (metadata, sensors, dataspace): download, upload, backups."""

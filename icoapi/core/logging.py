@@ -1,0 +1,214 @@
+"""Logging: console, rotating file, JSON lines, secret redaction and a live fan-out.
+
+:func:`setup_logging` may be called any number of times (tests create the app
+repeatedly): it replaces the handlers it installed before instead of adding more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from icoapi.core.settings import Settings
+
+TEXT_FORMAT = "%(asctime)s [%(levelname)s] [%(name)s] %(message)s"
+_MARKER = "_icoapi_handler"
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: timestamp, level, logger, message (and exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class ColorFormatter(logging.Formatter):
+    """Text format with the level name coloured for terminals."""
+
+    COLORS = {
+        "DEBUG": "\033[36m",
+        "INFO": "\033[32m",
+        "WARNING": "\033[33m",
+        "ERROR": "\033[31m",
+        "CRITICAL": "\033[1;31m",
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        color = self.COLORS.get(record.levelname)
+        if color is None:
+            return text
+        tag = f"[{record.levelname}]"
+        return text.replace(tag, f"{color}{tag}\033[0m", 1)
+
+
+class SecretRedactor(logging.Filter):
+    """Replaces registered secrets (passwords, tokens) in every record by ``***``.
+
+    Attached to every handler, so a secret cannot reach a file, the console or a
+    log-stream client even if some library logs it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def register(self, secrets: Iterable[str | None]) -> None:
+        with self._lock:
+            self._secrets = self._secrets | {s for s in secrets if s and len(s) >= 3}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self._secrets
+        if not secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for secret in secrets:
+            redacted = redacted.replace(secret, "***")
+        if redacted != message:
+            record.msg = redacted
+            record.args = None
+        return True
+
+
+class LogFanout(logging.Handler):
+    """Hands each formatted log line to live subscribers (the ``/logs/stream`` sockets).
+
+    Each subscriber has a bounded buffer: a reader that falls behind loses the
+    oldest lines (and is told how many), and memory never grows without bound.
+    Records may come from any thread; subscribers are woken on their own loop."""
+
+    def __init__(self, buffer_lines: int = 1000) -> None:
+        super().__init__()
+        self.buffer_lines = buffer_lines
+        self._subscribers: set[LogSubscription] = set()
+        self._subscribers_lock = threading.Lock()
+
+    def subscribe(self) -> LogSubscription:
+        subscription = LogSubscription(self, asyncio.get_running_loop(), self.buffer_lines)
+        with self._subscribers_lock:
+            self._subscribers.add(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: LogSubscription) -> None:
+        with self._subscribers_lock:
+            self._subscribers.discard(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._subscribers:
+            return
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - a broken record must not break logging
+            self.handleError(record)
+            return
+        with self._subscribers_lock:
+            subscribers = list(self._subscribers)
+        for subscription in subscribers:
+            subscription.push(line)
+
+
+class LogSubscription:
+    """One reader of the live log: ``await next_lines()`` returns new lines."""
+
+    def __init__(self, fanout: LogFanout, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self._fanout = fanout
+        self._loop = loop
+        self._lines: deque[str] = deque(maxlen=size)
+        self._lock = threading.Lock()
+        self._event = asyncio.Event()
+        self.dropped = 0
+
+    def push(self, line: str) -> None:
+        with self._lock:
+            if len(self._lines) == self._lines.maxlen:
+                self.dropped += 1
+            self._lines.append(line)
+        try:
+            self._loop.call_soon_threadsafe(self._event.set)
+        except RuntimeError:  # loop closed: the reader is gone
+            self._fanout._unsubscribe(self)
+
+    async def next_lines(self) -> list[str]:
+        await self._event.wait()
+        with self._lock:
+            self._event.clear()
+            lines = list(self._lines)
+            self._lines.clear()
+        return lines
+
+    def close(self) -> None:
+        self._fanout._unsubscribe(self)
+
+
+def _text_formatter(color: bool = False) -> logging.Formatter:
+    return ColorFormatter(TEXT_FORMAT) if color else logging.Formatter(TEXT_FORMAT)
+
+
+def setup_logging(
+    settings: Settings, log_file: Path, redactor: SecretRedactor | None = None
+) -> tuple[SecretRedactor, LogFanout]:
+    """Install console, file and live handlers on the root logger (idempotent)."""
+    redactor = redactor or SecretRedactor()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _MARKER, False):
+            root.removeHandler(handler)
+            handler.close()
+
+    file_formatter = JsonFormatter() if settings.LOG_USE_JSON else _text_formatter()
+    console_formatter = (
+        JsonFormatter()
+        if settings.LOG_USE_JSON
+        else _text_formatter(settings.LOG_USE_COLOR and sys.stdout.isatty())
+    )
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = RotatingFileHandler(
+        log_file,
+        maxBytes=settings.LOG_MAX_BYTES,
+        backupCount=settings.LOG_BACKUP_COUNT,
+        encoding="utf-8",
+    )
+    file_handler.setFormatter(file_formatter)
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(console_formatter)
+    fanout = LogFanout()
+    fanout.setFormatter(file_formatter)
+
+    for handler in (file_handler, console, fanout):
+        setattr(handler, _MARKER, True)
+        handler.addFilter(redactor)
+        root.addHandler(handler)
+    root.setLevel(settings.LOG_LEVEL)
+
+    for name in UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(settings.LOG_LEVEL_UVICORN)
+    # Chatty libraries: their DEBUG output would drown the service's own lines.
+    for name in ("can", "icotronic", "multipart", "asyncio", "websockets"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+    return redactor, fanout

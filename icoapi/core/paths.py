@@ -1,0 +1,62 @@
+"""Folders of the service under its data directory."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from icoapi.core.settings import BUNDLED_CONFIG_DIR, Settings
+
+logger = logging.getLogger(__name__)
+
+# Files copied from the bundled config/ folder into the user's config folder.
+DEFAULT_CONFIG_FILES = ("sensors.yaml", "metadata.yaml", "dataspace.yaml")
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """Where the service keeps its data. Created by :meth:`ensure` at startup."""
+
+    root: Path
+    log_file: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppPaths:
+        return cls(root=settings.data_dir, log_file=settings.log_file)
+
+    @property
+    def measurements(self) -> Path:
+        return self.root / "measurements"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def config_backup(self) -> Path:
+        return self.config / "backup"
+
+    @property
+    def logs(self) -> Path:
+        return self.log_file.parent
+
+    def ensure(self) -> None:
+        for folder in (self.root, self.measurements, self.config, self.config_backup, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def install_default_config(self, source: Path = BUNDLED_CONFIG_DIR) -> list[Path]:
+        """Copy the shipped configuration files that the user does not have yet.
+
+        A user's file is never overwritten. Returns the files that were copied."""
+        copied = []
+        for name in DEFAULT_CONFIG_FILES:
+            target = self.config / name
+            origin = source / name
+            if target.exists() or not origin.is_file():
+                continue
+            shutil.copyfile(origin, target)
+            copied.append(target)
+            logger.info("Installed default configuration file %s", target)
+        return copied

@@ -1,0 +1,1 @@
+"""Measurement files: list, download, delete, analyze, metadata, embedded files."""

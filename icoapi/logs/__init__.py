@@ -1,0 +1,1 @@
+"""Log files: list, view, download, ZIP and a live stream."""

@@ -1,0 +1,1 @@
+"""Measurements: acquisition, conversion, HDF5 storage and the live stream."""

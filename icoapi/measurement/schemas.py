@@ -1,0 +1,91 @@
+"""Request and response bodies of the measurement endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from icoapi.system.schemas import ADCValues, MacAddress
+
+
+class Quantity(BaseModel):
+    value: float | int
+    unit: str
+
+
+class Metadata(BaseModel):
+    """Pre- or post-measurement metadata as the web client sends it."""
+
+    version: str = Field(examples=["0.0.1"])
+    profile: str = Field(examples=["milling"])
+    parameters: dict[str, Quantity | Any] = Field(default_factory=dict)
+
+
+class ChannelInstruction(BaseModel):
+    """Which hardware sensor a measurement channel records (0 disables it) and which
+    sensor definition converts its values."""
+
+    channel_number: int = Field(ge=0, le=255)
+    sensor_id: str | None = None
+
+
+class MeasurementInstructions(BaseModel):
+    """Body of ``POST /measurement/start``. Keys without a default are required,
+    even where ``null`` is allowed (as upstream)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "milling",
+                    "mac_address": "08-6B-D7-01-DE-81",
+                    "time": 10,
+                    "first": {"channel_number": 1, "sensor_id": "acc100g_01"},
+                    "second": {"channel_number": 0, "sensor_id": None},
+                    "third": {"channel_number": 0, "sensor_id": None},
+                    "ift_requested": False,
+                    "ift_channel": "first",
+                    "ift_window_width": 150,
+                    "adc": {
+                        "prescaler": 2,
+                        "acquisition_time": 8,
+                        "oversampling_rate": 64,
+                        "reference_voltage": 3.3,
+                    },
+                    "meta": {"version": "0.0.1", "profile": "milling", "parameters": {}},
+                    "wait_for_post_meta": False,
+                    "disconnect_after_measurement": False,
+                }
+            ]
+        }
+    )
+
+    name: str | None
+    mac_address: MacAddress
+    time: Annotated[int, Field(gt=0)] | None = Field(
+        description="Duration in whole seconds; null runs until stop."
+    )
+    first: ChannelInstruction
+    second: ChannelInstruction
+    third: ChannelInstruction
+    ift_requested: bool
+    ift_channel: Literal["first", "second", "third"] | str
+    ift_window_width: int = Field(description="IFT window in milliseconds (5–1000).")
+    adc: ADCValues | None
+    meta: Metadata | None
+    wait_for_post_meta: bool = False
+    disconnect_after_measurement: bool = False
+
+
+class MeasurementStatus(BaseModel):
+    running: bool = False
+    name: str | None = None
+    start_time: str | None = None
+    tool_name: str | None = None
+    instructions: MeasurementInstructions | None = None
+
+
+class ControlResponse(BaseModel):
+    message: str
+    data: MeasurementStatus

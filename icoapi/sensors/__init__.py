@@ -1,0 +1,1 @@
+"""Sensor definitions from sensors.yaml and the conversion coefficients they imply."""

@@ -1,0 +1,1 @@
+"""System state: REST snapshot, health and the state WebSocket."""

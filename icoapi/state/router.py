@@ -1,0 +1,42 @@
+"""HTTP layer of the state domain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, WebSocket
+from starlette.requests import HTTPConnection
+
+from icoapi import __version__
+from icoapi.state.schemas import Health, SystemStateModel
+from icoapi.state.service import StateService
+
+router = APIRouter(tags=["General"])
+
+
+def get_state_service(connection: HTTPConnection) -> StateService:
+    service: StateService = connection.app.state.state
+    return service
+
+
+StateDep = Annotated[StateService, Depends(get_state_service)]
+
+
+@router.get("/state", response_model=SystemStateModel)
+async def get_state(state: StateDep) -> SystemStateModel:
+    """Snapshot of the CAN link, the connected device, the measurement and the disk."""
+    return state.snapshot()
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    """Liveness: answers as long as the service runs, with or without hardware."""
+    return Health(version=__version__)
+
+
+@router.websocket("/state")
+async def state_socket(websocket: WebSocket, state: StateDep) -> None:
+    """Pushes ``{"message": "state", "data": ...}`` on every change; answers
+    ``{"message": "get_state"}``; announces ``post_meta_request`` and
+    ``post_meta_completed``."""
+    await state.serve(websocket)

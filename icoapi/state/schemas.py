@@ -1,0 +1,50 @@
+"""The system state as clients see it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from icoapi.measurement.schemas import MeasurementStatus
+from icoapi.system.schemas import ConnectedDevice
+
+
+class DiskCapacity(BaseModel):
+    total: float | None = Field(description="GiB of the measurement volume.")
+    available: float | None = Field(description="Free GiB of the measurement volume.")
+
+
+class CloudState(BaseModel):
+    enabled: bool = False
+    healthy: bool = False
+    manage_url: str | None = None
+
+
+class SystemStateModel(BaseModel):
+    """Upstream's four fields first (the web client reads them), then what they
+    cannot tell: the real link state, the connected device, whether a measurement
+    runs."""
+
+    can_ready: bool = Field(description="The CAN link is open.")
+    disk_capacity: DiskCapacity
+    measurement_status: MeasurementStatus
+    cloud: CloudState
+    link_state: str = Field(
+        description="disconnected, stu_connected, sensor_connected or measuring."
+    )
+    link_error: str | None = Field(description="Why the CAN link is not available.")
+    can_interface: str
+    device: ConnectedDevice | None = Field(description="The connected sensor device.")
+    measuring: bool
+    version: str
+
+
+class SocketMessage(BaseModel):
+    message: str
+    data: Any = None
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    version: str

@@ -1,0 +1,138 @@
+"""Assembles the system state and pushes it to the ``/state`` WebSocket clients.
+
+Producers publish events on the :class:`EventBus`; this service turns them into
+pushes. Several events in the same loop iteration produce one push, and a push
+whose content equals the previous one is not sent, so clients see one message
+per real change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from icoapi import __version__
+from icoapi.core.events import POST_META_COMPLETED, POST_META_REQUEST, EventBus
+from icoapi.core.paths import AppPaths
+from icoapi.core.websocket import ClientGroup, WebSocketClient
+from icoapi.measurement.schemas import MeasurementStatus
+from icoapi.state.schemas import CloudState, DiskCapacity, SocketMessage, SystemStateModel
+from icoapi.system.service import ICOSystem
+
+logger = logging.getLogger(__name__)
+
+ANNOUNCEMENTS = {
+    POST_META_REQUEST: "post_meta_request",
+    POST_META_COMPLETED: "post_meta_completed",
+}
+
+
+def disk_capacity(folder: AppPaths | Any) -> DiskCapacity:
+    """Capacity of the volume that holds the measurements, in GiB."""
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return DiskCapacity(total=None, available=None)
+    return DiskCapacity(
+        total=round(usage.total / 2**30, 2), available=round(usage.free / 2**30, 2)
+    )
+
+
+class StateService:
+    def __init__(
+        self,
+        system: ICOSystem,
+        measurement_status: Callable[[], MeasurementStatus],
+        paths: AppPaths,
+        events: EventBus,
+        cloud_state: Callable[[], CloudState] = CloudState,
+    ) -> None:
+        self.system = system
+        self.measurement_status = measurement_status
+        self.paths = paths
+        self.cloud_state = cloud_state
+        self.clients = ClientGroup(queue_size=32, max_stalled=64)
+        self._push_scheduled = False
+        self._last_pushed: str | None = None
+        self._unsubscribe = events.subscribe(self._on_event)
+
+    def snapshot(self) -> SystemStateModel:
+        system = self.system.snapshot()
+        return SystemStateModel(
+            can_ready=self.system.can_ready,
+            disk_capacity=disk_capacity(self.paths.measurements),
+            measurement_status=self.measurement_status(),
+            cloud=self.cloud_state(),
+            link_state=system["link_state"],
+            link_error=system["link_error"],
+            can_interface=system["can_interface"],
+            device=system["device"],
+            measuring=self.system.measuring,
+            version=__version__,
+        )
+
+    def state_message(self) -> str:
+        return SocketMessage(message="state", data=self.snapshot()).model_dump_json()
+
+    def _on_event(self, event: str, data: Any) -> None:
+        announcement = ANNOUNCEMENTS.get(event)
+        if announcement is not None:
+            self.clients.broadcast(SocketMessage(message=announcement).model_dump_json())
+            return
+        if self._push_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # published outside the loop (shutdown): nobody to tell
+        self._push_scheduled = True
+        loop.call_soon(self._push)
+
+    def _push(self) -> None:
+        self._push_scheduled = False
+        message = self.state_message()
+        if message == self._last_pushed:
+            return
+        self._last_pushed = message
+        self.clients.broadcast(message)
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Handle one ``/state`` client until it leaves."""
+        await websocket.accept()
+        client = self.clients.add(websocket)
+        client.offer(self.state_message())
+        try:
+            while not client.closed.is_set():
+                text = await websocket.receive_text()
+                self._handle(client, text)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.clients.remove(client)
+            client.close_after_pending()
+
+    def _handle(self, client: WebSocketClient, text: str) -> None:
+        try:
+            request = SocketMessage.model_validate(json.loads(text))
+        except (ValueError, TypeError) as error:
+            detail = f"Invalid message: expected JSON like {{\"message\": \"get_state\"}} ({error})"
+            client.offer(SocketMessage(message="error", data={"detail": detail}).model_dump_json())
+            return
+        if request.message == "get_state":
+            client.offer(self.state_message())
+        # Other messages (e.g. the web client's "local_storage_state") are
+        # informational and ignored.
+
+    async def close(self) -> None:
+        self._unsubscribe()
+        clients = list(self.clients.clients)
+        self.clients.close_all()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.wait_closed(timeout=1)

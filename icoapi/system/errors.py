@@ -1,0 +1,62 @@
+"""Errors of the hardware-control domain, with the reference's exact details."""
+
+from __future__ import annotations
+
+from icoapi.core.errors import (
+    IcoapiError,
+    IncorrectStateError,
+    NotFoundError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
+
+__all__ = [
+    "CanLinkUnavailableError",
+    "CanNoResponseError",
+    "DeviceUnreachableError",
+    "HardwareTimeoutError",
+    "IncorrectStateError",
+    "InvalidADCError",
+    "MeasurementRunningError",
+    "SupplyVoltageError",
+    "UnsupportedFeatureError",
+]
+
+
+class DeviceUnreachableError(NotFoundError):
+    default_detail = "STH could not be connected and must be out of reach or discharged."
+
+
+class CanNoResponseError(IcoapiError):
+    status_code = 502
+    default_detail = "The CAN network did not respond to the request."
+
+
+class HardwareTimeoutError(IcoapiError):
+    status_code = 504
+    default_detail = "The ICOtronic system did not complete the operation in time."
+
+
+class CanLinkUnavailableError(ServiceUnavailableError):
+    default_detail = (
+        "The CAN link is not available. Check that the CAN adapter is connected and "
+        "CAN_INTERFACE/CAN_CHANNEL are right, then retry with PUT /api/v1/reset-can."
+    )
+
+
+class MeasurementRunningError(IncorrectStateError):
+    """Refused because a measurement is running (keeps the reference's 400 detail)."""
+
+
+class UnsupportedFeatureError(IcoapiError):
+    status_code = 400
+    default_detail = "Unsupported STH sensor configuration."
+
+
+class InvalidADCError(UnprocessableError):
+    default_detail = "Invalid ADC configuration."
+
+
+class SupplyVoltageError(IcoapiError):
+    status_code = 500
+    default_detail = "Failed to read supply voltage."

@@ -1,0 +1,481 @@
+"""``ICOSystem``: the one owner of the CAN link and of the ICOtronic devices on it.
+
+Every hardware request goes through :meth:`ICOSystem._exclusive`, which
+
+* serializes access (one request sequence on the bus at a time),
+* checks the state machine before acting,
+* bounds the time of the whole operation, and
+* turns library and bus errors into the service's errors.
+
+State machine::
+
+    DISCONNECTED --open--> STU_CONNECTED --connect--> SENSOR_CONNECTED --lease--> MEASURING
+         ^                      |  ^                        |                         |
+         +------close-----------+  +-------disconnect-------+  <------lease ends------+
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import can
+from icotronic.can.adc import ADCConfiguration
+from icotronic.can.error import (
+    CANConnectionError,
+    ErrorResponseError,
+    NoResponseError,
+    UnsupportedFeatureException,
+)
+from icotronic.can.node.sensor import SensorNode
+from icotronic.can.node.spu import SPU
+from icotronic.can.node.stu import STU, AsyncSensorNodeManager
+from netaddr import EUI
+
+from icoapi.core.events import SYSTEM_CHANGED, EventBus
+from icoapi.system.errors import (
+    CanLinkUnavailableError,
+    CanNoResponseError,
+    DeviceUnreachableError,
+    HardwareTimeoutError,
+    IncorrectStateError,
+    MeasurementRunningError,
+    UnsupportedFeatureError,
+)
+from icoapi.system.link import CanLinkConfig
+from icoapi.system.schemas import (
+    ADCSettings,
+    ConnectedDevice,
+    RenameResponse,
+    SensorDeviceInfo,
+    STUInfo,
+    normalize_mac,
+)
+
+if TYPE_CHECKING:
+    from icoapi.simulator import Simulator, SimulatorConfig
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STU_NAME = "STU 1"
+STU_DEVICE_NUMBER = 1
+# Upper bounds for whole operations. The library retries a request for about
+# 10.5 s before it gives up, and looks for a device for 20 s when connecting.
+CONNECT_TIMEOUT = 25.0
+SCAN_TIMEOUT = 15.0
+RESET_TIMEOUT = 20.0
+STU_OPERATING_STATE = 0x25  # Get / Application / Operating
+
+
+class LinkState(StrEnum):
+    DISCONNECTED = "disconnected"
+    STU_CONNECTED = "stu_connected"
+    SENSOR_CONNECTED = "sensor_connected"
+    MEASURING = "measuring"
+
+
+class ICOSystem:
+    """Owns the python-can bus, icotronic's STU object and the connected device."""
+
+    def __init__(
+        self,
+        link: CanLinkConfig,
+        events: EventBus,
+        request_timeout: float = 15.0,
+        simulator_config: SimulatorConfig | None = None,
+    ) -> None:
+        self.link = link
+        self.events = events
+        self.request_timeout = request_timeout
+        self.simulator_config = simulator_config
+        self.simulator: Simulator | None = None
+        self.state = LinkState.DISCONNECTED
+        self.link_error: str | None = None
+        self.device: ConnectedDevice | None = None
+        self._lock = asyncio.Lock()
+        self._bus: can.BusABC | None = None
+        self._notifier: can.Notifier | None = None
+        self._stu: STU | None = None
+        self._sensor: SensorNode | None = None
+        self._sensor_manager: AsyncSensorNodeManager | None = None
+        self._scan: asyncio.Task[list[SensorDeviceInfo]] | None = None
+        self._stu_mac: str | None = None
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def can_ready(self) -> bool:
+        return self.state is not LinkState.DISCONNECTED
+
+    @property
+    def measuring(self) -> bool:
+        return self.state is LinkState.MEASURING
+
+    def _set_state(self, state: LinkState) -> None:
+        if state is not self.state:
+            logger.debug("ICOtronic system state %s -> %s", self.state, state)
+            self.state = state
+            self.events.publish(SYSTEM_CHANGED, state)
+
+    def _require(self, *allowed: LinkState) -> None:
+        if self.state is LinkState.DISCONNECTED and LinkState.DISCONNECTED not in allowed:
+            raise CanLinkUnavailableError(self._unavailable_detail())
+        if self.state is LinkState.MEASURING and LinkState.MEASURING not in allowed:
+            raise MeasurementRunningError()
+        if self.state not in allowed:
+            raise IncorrectStateError()
+
+    def _unavailable_detail(self) -> str:
+        detail = CanLinkUnavailableError.default_detail
+        return f"{detail} Cause: {self.link_error}" if self.link_error else detail
+
+    # -- link lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> bool:
+        """Open the CAN link. Failure is recorded, not raised: the service keeps
+        running without hardware and ``PUT /reset-can`` retries."""
+        async with self._lock:
+            return await self._open()
+
+    async def _open(self) -> bool:
+        if self._bus is not None:
+            return True
+        channel: str | None = None
+        try:
+            if self.link.uses_simulator:
+                channel = self.link.simulator_channel()
+                await asyncio.to_thread(self._start_simulator, channel)
+            kwargs = self.link.bus_kwargs(channel)
+            self._bus = await asyncio.to_thread(lambda: can.Bus(**kwargs))
+        except Exception as error:  # noqa: BLE001 - any interface can fail its own way
+            self.link_error = f"{type(error).__name__}: {error}"
+            logger.error("Could not open the CAN link (%s): %s", self.link.describe(), error)
+            await asyncio.to_thread(self._stop_simulator)
+            self._set_state(LinkState.DISCONNECTED)
+            return False
+        self._notifier = can.Notifier(self._bus, [], loop=asyncio.get_running_loop())
+        self._stu = STU(SPU(self._bus, self._notifier))
+        self.link_error = None
+        self._set_state(LinkState.STU_CONNECTED)
+        logger.info("CAN link open: %s", self.link.describe())
+        return True
+
+    def _start_simulator(self, channel: str) -> None:
+        from icoapi.simulator import Simulator, SimulatorConfig
+
+        config = self.simulator_config or SimulatorConfig.default()
+        self.simulator = Simulator(config, interface="virtual", channel=channel)
+        self.simulator.start()
+
+    def _stop_simulator(self) -> None:
+        simulator, self.simulator = self.simulator, None
+        if simulator is not None:
+            simulator.stop()
+
+    async def close(self) -> None:
+        """Disconnect the device (if any) and release the bus."""
+        async with self._lock:
+            await self._close()
+
+    async def _close(self) -> None:
+        if self._sensor_manager is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self._sensor_manager.__aexit__(None, None, None)
+        self._forget_device()
+        notifier, self._notifier = self._notifier, None
+        bus, self._bus = self._bus, None
+        self._stu = None
+        self._stu_mac = None
+        if notifier is not None:
+            await asyncio.to_thread(notifier.stop)
+        if bus is not None:
+            await asyncio.to_thread(bus.shutdown)
+        await asyncio.to_thread(self._stop_simulator)
+        self._set_state(LinkState.DISCONNECTED)
+
+    async def reset_can(self) -> bool:
+        """Tear down and reopen the CAN link (refused while measuring)."""
+        async with self._lock:
+            if self.state is LinkState.MEASURING:
+                raise MeasurementRunningError()
+            await self._close()
+            if not await self._open():
+                raise CanLinkUnavailableError(self._unavailable_detail())
+        logger.info("CAN link reset")
+        return True
+
+    def _forget_device(self) -> None:
+        self._sensor = None
+        self._sensor_manager = None
+        if self.device is not None:
+            self.device = None
+            self.events.publish(SYSTEM_CHANGED, None)
+        if self.state in (LinkState.SENSOR_CONNECTED, LinkState.MEASURING):
+            self._set_state(LinkState.STU_CONNECTED)
+
+    # -- serialized access ------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _exclusive(
+        self, *allowed: LinkState, timeout: float | None = None
+    ) -> AsyncIterator[STU]:
+        """Hold the bus for one operation: check state, bound time, map errors."""
+        async with self._lock:
+            self._require(*allowed)
+            assert self._stu is not None
+            async with self._translate_errors(timeout or self.request_timeout):
+                yield self._stu
+
+    @asynccontextmanager
+    async def _translate_errors(self, timeout: float) -> AsyncIterator[None]:
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                yield
+        except TimeoutError as error:
+            if deadline.expired():
+                raise HardwareTimeoutError(
+                    f"The ICOtronic system did not complete the operation within {timeout:g} s."
+                ) from error
+            raise
+        except NoResponseError as error:
+            logger.warning("No answer on the CAN bus: %s", error)
+            raise CanNoResponseError() from error
+        except ErrorResponseError as error:
+            logger.warning("Error answer on the CAN bus: %s", error)
+            raise CanNoResponseError() from error
+        except UnsupportedFeatureException as error:
+            raise UnsupportedFeatureError() from error
+        except (can.CanError, OSError, CANConnectionError) as error:
+            # The bus itself failed (adapter unplugged, socket closed).
+            self.link_error = f"{type(error).__name__}: {error}"
+            logger.error("CAN link failed: %s", error)
+            raise CanLinkUnavailableError(self._unavailable_detail()) from error
+
+    async def call(self, operation: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        """Run one device operation for the holder of the measurement lease."""
+        async with self._exclusive(LinkState.MEASURING, timeout=timeout):
+            return await operation()
+
+    # -- STU --------------------------------------------------------------------------
+
+    async def get_stu(self) -> STUInfo:
+        async with self._exclusive(
+            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, LinkState.MEASURING
+        ) as stu:
+            if self._stu_mac is None:
+                self._stu_mac = normalize_mac(str(await stu.get_mac_address()))
+        return STUInfo(name=STU_NAME, device_number=STU_DEVICE_NUMBER, mac_address=self._stu_mac)
+
+    async def reset_stu(self) -> None:
+        """Reset the STU and wait (bounded) until it is operational again."""
+        async with self._exclusive(LinkState.STU_CONNECTED, timeout=RESET_TIMEOUT) as stu:
+            await stu.reset()
+            while True:
+                state = await stu.get_state()
+                if int(getattr(state, "value", STU_OPERATING_STATE)) == STU_OPERATING_STATE:
+                    break
+                await asyncio.sleep(0.2)
+        logger.info("STU reset")
+
+    async def is_device_connected(self) -> bool:
+        if self.state is LinkState.DISCONNECTED:
+            return False
+        if self.state is LinkState.MEASURING:
+            return True
+        async with self._exclusive(LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED) as stu:
+            connected = bool(await stu.is_connected())
+        if not connected and self.state is LinkState.SENSOR_CONNECTED:
+            logger.warning("The STU lost the connection to %s", self.device)
+            async with self._lock:
+                self._forget_device()
+        return connected
+
+    # -- sensor devices ---------------------------------------------------------------
+
+    async def scan(self) -> list[SensorDeviceInfo]:
+        """List the sensor devices in reach. Concurrent callers share one scan."""
+        if self._scan is None or self._scan.done():
+            self._scan = asyncio.create_task(self._do_scan(), name="device-scan")
+        return await asyncio.shield(self._scan)
+
+    async def _do_scan(self) -> list[SensorDeviceInfo]:
+        async with self._exclusive(
+            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, timeout=SCAN_TIMEOUT
+        ) as stu:
+            nodes = await stu.collect_sensor_nodes()
+        devices = [
+            SensorDeviceInfo(
+                name=node.name,
+                device_number=node.sensor_node_number,
+                mac_address=normalize_mac(str(node.mac_address)),
+                rssi=node.rssi,
+            )
+            for node in nodes
+        ]
+        devices.sort(key=lambda device: device.device_number)
+        logger.info("Found %d sensor device(s)", len(devices))
+        return devices
+
+    async def connect(self, mac_address: str) -> ConnectedDevice:
+        mac = normalize_mac(mac_address)
+        async with self._exclusive(LinkState.STU_CONNECTED, timeout=CONNECT_TIMEOUT) as stu:
+            logger.debug("Connecting to sensor device %s", mac)
+            manager = stu.connect_sensor_node(EUI(mac))
+            try:
+                sensor = await manager.__aenter__()
+            except TimeoutError as error:
+                # The library's own 20 s search limit (our deadline would surface
+                # as a cancellation here, not as TimeoutError).
+                logger.warning("Could not connect to %s: %s", mac, error)
+                raise DeviceUnreachableError() from error
+            try:
+                name = await sensor.get_name()
+            except BaseException:
+                await manager.__aexit__(None, None, None)
+                raise
+            self._sensor_manager = manager
+            self._sensor = sensor
+            self.device = ConnectedDevice(name=name, mac_address=mac)
+            self._set_state(LinkState.SENSOR_CONNECTED)
+        logger.info("Connected to sensor device %s (%s)", name, mac)
+        return self.device
+
+    async def disconnect(self) -> None:
+        async with self._lock:
+            self._require(LinkState.SENSOR_CONNECTED)
+            manager = self._sensor_manager
+            device = self.device
+            try:
+                if manager is not None:
+                    async with self._translate_errors(self.request_timeout):
+                        await manager.__aexit__(None, None, None)
+            finally:
+                # Even if the STU did not answer, the device is gone for us: a
+                # later connect starts from a clean state.
+                self._forget_device()
+        logger.info("Disconnected from sensor device %s", device)
+
+    async def rename(self, mac_address: str, new_name: str) -> RenameResponse:
+        mac = normalize_mac(mac_address)
+        if self.state is LinkState.SENSOR_CONNECTED:
+            if self.device is not None and self.device.mac_address != mac:
+                raise IncorrectStateError(
+                    "Another sensor device is connected; disconnect it before renaming "
+                    f"{mac}."
+                )
+            async with self._exclusive(LinkState.SENSOR_CONNECTED):
+                assert self._sensor is not None and self.device is not None
+                old_name = await self._sensor.get_name()
+                await self._sensor.set_name(new_name)
+                self.device = ConnectedDevice(name=new_name, mac_address=mac)
+            self.events.publish(SYSTEM_CHANGED, None)
+        else:
+            # Only the STU is connected: connect for the rename, then disconnect.
+            await self.connect(mac)
+            try:
+                async with self._exclusive(LinkState.SENSOR_CONNECTED):
+                    assert self._sensor is not None
+                    old_name = await self._sensor.get_name()
+                    await self._sensor.set_name(new_name)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.disconnect()
+        logger.info("Renamed sensor device %s from %s to %s", mac, old_name, new_name)
+        return RenameResponse(name=new_name, old_name=old_name, mac_address=mac)
+
+    def _require_device(self) -> None:
+        if self.state in (LinkState.STU_CONNECTED, LinkState.DISCONNECTED):
+            raise DeviceUnreachableError()
+
+    async def read_adc(self) -> ADCSettings:
+        self._require_device()
+        async with self._exclusive(LinkState.SENSOR_CONNECTED):
+            assert self._sensor is not None
+            adc = await self._sensor.get_adc_configuration()
+        return adc_settings(adc)
+
+    async def write_adc(self, settings: ADCSettings) -> None:
+        self._require_device()
+        async with self._exclusive(LinkState.SENSOR_CONNECTED):
+            assert self._sensor is not None
+            await self._sensor.set_adc_configuration(**settings.model_dump())
+        logger.info("ADC configuration set to %s", settings.model_dump())
+
+    async def supply_voltage(self) -> tuple[float, str]:
+        self._require_device()
+        async with self._exclusive(LinkState.SENSOR_CONNECTED, LinkState.MEASURING):
+            assert self._sensor is not None
+            voltage = await self._sensor.get_supply_voltage()
+        return float(voltage), datetime.now(UTC).isoformat()
+
+    # -- measurement lease -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def measurement_lease(self, mac_address: str | None = None) -> AsyncIterator[SensorNode]:
+        """Reserve the connected device for a measurement.
+
+        While the lease is held the state is MEASURING and every operation that
+        would disturb the stream (rename, ADC writes, disconnect, resets) is refused.
+        """
+        async with self._lock:
+            if self.state is LinkState.MEASURING:
+                raise MeasurementRunningError()
+            if self.state is not LinkState.SENSOR_CONNECTED:
+                raise IncorrectStateError()
+            assert self._sensor is not None and self.device is not None
+            if mac_address is not None and normalize_mac(mac_address) != self.device.mac_address:
+                raise IncorrectStateError(
+                    f"Sensor device {normalize_mac(mac_address)} is not connected; the "
+                    f"connected device is {self.device.mac_address}."
+                )
+            self._set_state(LinkState.MEASURING)
+            sensor = self._sensor
+        try:
+            yield sensor
+        finally:
+            if self.state is LinkState.MEASURING:
+                self._set_state(LinkState.SENSOR_CONNECTED)
+
+    async def verify_device_link(self) -> bool:
+        """After a stream failure: ask the STU whether the device is still there;
+        forget it if not. Returns whether it is still connected."""
+        try:
+            async with self._exclusive(
+                LinkState.SENSOR_CONNECTED, LinkState.MEASURING, timeout=self.request_timeout
+            ) as stu:
+                connected = bool(await stu.is_connected())
+        except Exception:  # noqa: BLE001 - any failure means: not reachable
+            connected = False
+        if not connected:
+            async with self._lock:
+                self._forget_device()
+        return connected
+
+    def snapshot(self) -> dict[str, Any]:
+        """Link and device state for the state endpoint."""
+        return {
+            "link_state": self.state.value,
+            "link_error": self.link_error,
+            "can_interface": self.link.describe(),
+            "device": self.device.model_dump() if self.device else None,
+        }
+
+
+def adc_settings(adc: ADCConfiguration) -> ADCSettings:
+    return ADCSettings(
+        prescaler=int(adc.prescaler),
+        acquisition_time=int(adc.acquisition_time),
+        oversampling_rate=int(adc.oversampling_rate),
+        reference_voltage=round(float(adc.reference_voltage), 3),
+    )
+
