@@ -8,6 +8,7 @@ so ``uvicorn icoapi.api:app`` gets the same setup as ``icoapi``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -54,8 +55,11 @@ TAGS = [
         "description": "Sensor devices: scan, connect, rename, ADC settings, battery.",
     },
     {"name": "Measurement", "description": "Start and stop measurements; live data stream."},
-    {"name": "File Handling", "description": "Measurement files (HDF5): list, download, "
-     "analyze, metadata and embedded files."},
+    {
+        "name": "File Handling",
+        "description": "Measurement files (HDF5): list, download, "
+        "analyze, metadata and embedded files.",
+    },
     {"name": "Sensor", "description": "Sensor definitions and channel configurations."},
     {"name": "Configuration", "description": "Configuration files, uploads and backups."},
     {"name": "Logs", "description": "Service log files and a live log stream."},
@@ -87,11 +91,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     sensors = SensorCatalog(paths.config / "sensors.yaml")
     measurement = MeasurementService(
-        system=system, sensors=sensors, paths=paths, settings=settings, events=events,
+        system=system,
+        sensors=sensors,
+        paths=paths,
+        settings=settings,
+        events=events,
         tasks=tasks,
     )
     state = StateService(system, measurement.status, paths, events)
 
+    app.state.loop = asyncio.get_running_loop()
     app.state.paths = paths
     app.state.events = events
     app.state.tasks = tasks
@@ -183,9 +192,9 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
 def __getattr__(name: str) -> Any:
     # ``uvicorn icoapi.api:app`` looks the attribute up; build the app only then.
     if name == "app":
-        global app
-        app = create_app()
-        return app
+        application = create_app()
+        globals()["app"] = application
+        return application
     raise AttributeError(name)
 
 

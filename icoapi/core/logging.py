@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import ClassVar
 
 from icoapi.core.settings import Settings
 
@@ -42,7 +43,7 @@ class JsonFormatter(logging.Formatter):
 class ColorFormatter(logging.Formatter):
     """Text format with the level name coloured for terminals."""
 
-    COLORS = {
+    COLORS: ClassVar[dict[str, str]] = {
         "DEBUG": "\033[36m",
         "INFO": "\033[32m",
         "WARNING": "\033[33m",
@@ -120,7 +121,7 @@ class LogFanout(logging.Handler):
             return
         try:
             line = self.format(record)
-        except Exception:  # noqa: BLE001 - a broken record must not break logging
+        except Exception:
             self.handleError(record)
             return
         with self._subscribers_lock:

@@ -185,7 +185,7 @@ def format_validation_error(error: ValidationError) -> str:
     return "Invalid setting " + "; ".join(parts)
 
 
-def load_settings(env_file: Path | None | Literal["auto"] = "auto", **overrides: Any) -> Settings:
+def load_settings(env_file: Path | Literal["auto"] | None = "auto", **overrides: Any) -> Settings:
     """Read the settings; raise :class:`SettingsError` naming each invalid variable."""
     chosen = find_env_file() if env_file == "auto" else env_file
     logger = logging.getLogger(__name__)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
-
-P = ParamSpec("P")
-T = TypeVar("T")
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
-async def run_blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+async def run_blocking[**P, T](func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking function (file, HDF5, YAML I/O) in a worker thread."""
     return await asyncio.to_thread(func, *args, **kwargs)
 
@@ -26,7 +23,7 @@ class TaskRegistry:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+    def spawn[T](self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import shutil
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -33,15 +34,13 @@ ANNOUNCEMENTS = {
 }
 
 
-def disk_capacity(folder: AppPaths | Any) -> DiskCapacity:
+def disk_capacity(folder: Path) -> DiskCapacity:
     """Capacity of the volume that holds the measurements, in GiB."""
     try:
         usage = shutil.disk_usage(folder)
     except OSError:
         return DiskCapacity(total=None, available=None)
-    return DiskCapacity(
-        total=round(usage.total / 2**30, 2), available=round(usage.free / 2**30, 2)
-    )
+    return DiskCapacity(total=round(usage.total / 2**30, 2), available=round(usage.free / 2**30, 2))
 
 
 class StateService:
@@ -121,7 +120,7 @@ class StateService:
         try:
             request = SocketMessage.model_validate(json.loads(text))
         except (ValueError, TypeError) as error:
-            detail = f"Invalid message: expected JSON like {{\"message\": \"get_state\"}} ({error})"
+            detail = f'Invalid message: expected JSON like {{"message": "get_state"}} ({error})'
             client.offer(SocketMessage(message="error", data={"detail": detail}).model_dump_json())
             return
         if request.message == "get_state":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -11,8 +11,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 REFERENCE_VOLTAGES = (1.25, 1.65, 1.8, 2.1, 2.2, 2.5, 2.7, 3.3, 5.0, 6.6)
 ACQUISITION_TIMES = (1, 2, 3, 4, 8, 16, 32, 64, 128, 256)
 OVERSAMPLING_RATES = tuple(2**exponent for exponent in range(13))
-DEFAULT_ADC = {"prescaler": 2, "acquisition_time": 8, "oversampling_rate": 64,
-               "reference_voltage": 3.3}
+DEFAULT_ADC = {
+    "prescaler": 2,
+    "acquisition_time": 8,
+    "oversampling_rate": 64,
+    "reference_voltage": 3.3,
+}
 
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([-:]?)(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$")
 
@@ -75,7 +79,18 @@ class ADCValues(BaseModel):
     """ADC settings of a sensor device. ``null`` means the library default
     (prescaler 2, acquisition time 8, oversampling 64, reference 3.3 V)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [DEFAULT_ADC]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prescaler": 2,
+                    "acquisition_time": 8,
+                    "oversampling_rate": 64,
+                    "reference_voltage": 3.3,
+                }
+            ]
+        }
+    )
 
     prescaler: int | None = Field(None, ge=1, le=127)
     acquisition_time: int | None = None

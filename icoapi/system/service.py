@@ -119,6 +119,9 @@ class ICOSystem:
     def measuring(self) -> bool:
         return self.state is LinkState.MEASURING
 
+    def is_measuring(self) -> bool:
+        return self.state is LinkState.MEASURING
+
     def _set_state(self, state: LinkState) -> None:
         if state is not self.state:
             logger.debug("ICOtronic system state %s -> %s", self.state, state)
@@ -155,7 +158,7 @@ class ICOSystem:
                 await asyncio.to_thread(self._start_simulator, channel)
             kwargs = self.link.bus_kwargs(channel)
             self._bus = await asyncio.to_thread(lambda: can.Bus(**kwargs))
-        except Exception as error:  # noqa: BLE001 - any interface can fail its own way
+        except Exception as error:
             self.link_error = f"{type(error).__name__}: {error}"
             logger.error("Could not open the CAN link (%s): %s", self.link.describe(), error)
             await asyncio.to_thread(self._stop_simulator)
@@ -370,8 +373,7 @@ class ICOSystem:
         if self.state is LinkState.SENSOR_CONNECTED:
             if self.device is not None and self.device.mac_address != mac:
                 raise IncorrectStateError(
-                    "Another sensor device is connected; disconnect it before renaming "
-                    f"{mac}."
+                    f"Another sensor device is connected; disconnect it before renaming {mac}."
                 )
             async with self._exclusive(LinkState.SENSOR_CONNECTED):
                 assert self._sensor is not None and self.device is not None
@@ -443,7 +445,8 @@ class ICOSystem:
         try:
             yield sensor
         finally:
-            if self.state is LinkState.MEASURING:
+            # The state may have changed meanwhile (link lost during the run).
+            if self.is_measuring():
                 self._set_state(LinkState.SENSOR_CONNECTED)
 
     async def verify_device_link(self) -> bool:
@@ -454,7 +457,7 @@ class ICOSystem:
                 LinkState.SENSOR_CONNECTED, LinkState.MEASURING, timeout=self.request_timeout
             ) as stu:
                 connected = bool(await stu.is_connected())
-        except Exception:  # noqa: BLE001 - any failure means: not reachable
+        except Exception:
             connected = False
         if not connected:
             async with self._lock:
@@ -478,4 +481,3 @@ def adc_settings(adc: ADCConfiguration) -> ADCSettings:
         oversampling_rate=int(adc.oversampling_rate),
         reference_voltage=round(float(adc.reference_voltage), 3),
     )
-

@@ -1,0 +1,60 @@
+# icoapi developer commands. Everything installs itself: `make demo` and
+# `make test` work on a fresh machine with Python >= 3.12 available.
+
+SHELL := /bin/bash
+VENV := .venv
+POETRY_HOME := .poetry
+POETRY := $(POETRY_HOME)/bin/poetry
+POETRY_VERSION := 2.5.1
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export POETRY_VIRTUALENVS_IN_PROJECT := true
+export POETRY_NO_INTERACTION := 1
+
+.PHONY: install demo run test lint format bench simulator clean
+
+install: $(STAMP)
+
+$(POETRY):
+	@python=$$(scripts/find-python) && \
+	"$$python" -m venv $(POETRY_HOME) && \
+	$(POETRY_HOME)/bin/pip install --quiet --disable-pip-version-check "poetry==$(POETRY_VERSION)"
+
+$(STAMP): pyproject.toml poetry.lock | $(POETRY)
+	@python=$$(scripts/find-python) && \
+	{ [ -x $(PY) ] || "$$python" -m venv $(VENV); } && \
+	$(POETRY) install --quiet --with dev
+	@touch $(STAMP)
+
+## Start the service against the built-in device simulator (no hardware needed).
+demo: install
+	CAN_INTERFACE=simulator $(PY) -m icoapi
+
+## Start the service for real hardware (CAN settings from .env or the environment).
+run: install
+	$(PY) -m icoapi
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check icoapi tests bench
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format icoapi tests bench
+
+bench: install
+	$(PY) bench/bench_simulator.py
+	$(PY) bench/bench_measurement.py
+
+## Serve the simulator alone over TCP (socketcand protocol) on port 29536.
+simulator: install
+	$(PY) -m icoapi.simulator --port 29536
+
+clean:
+	rm -rf $(VENV) $(POETRY_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""Shared test fixtures: isolated environment and live servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from icoapi.api import create_app
+from icoapi.core.settings import Settings
+from tests.support import LiveServer, make_settings
+
+# Variables of the service that a developer's shell may have set; tests must not
+# depend on them.
+SERVICE_VARIABLES = tuple(Settings.model_fields)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in SERVICE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture
+def live_server_factory(tmp_path: Path) -> Iterator[Any]:
+    servers: list[LiveServer] = []
+
+    def start(settings: Settings | None = None, **state: Any) -> LiveServer:
+        app = create_app(settings or make_settings(tmp_path / "data"), **state)
+        server = LiveServer(app)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,77 @@
+"""Helpers shared by the tests: isolated settings and a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from icoapi.core.settings import Settings, load_settings
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test app: its own data folder, no .env file, and (unless
+    overridden) an in-process virtual CAN bus nobody answers on."""
+    values: dict[str, Any] = {
+        "ICOAPI_DATA_DIR": data_dir,
+        "CAN_INTERFACE": "virtual",
+        "CAN_CHANNEL": f"unused-{uuid.uuid4().hex}",
+        "LOG_LEVEL": "DEBUG",
+    }
+    values.update(overrides)
+    return load_settings(env_file=None, **values)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """A real uvicorn server for an app, on a free loopback port, in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.port = free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, ws_ping_interval=None
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        # Poll the server's own flag: it turns true once the lifespan finished
+        # and the socket listens.
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def run_in_loop(self, coro: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the server's event loop (to reach services)."""
+        loop = self.app.state.loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
