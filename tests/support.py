@@ -75,3 +75,16 @@ class LiveServer:
         """Run a coroutine on the server's event loop (to reach services)."""
         loop = self.app.state.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+
+def fast_simulator_config(**overrides: Any) -> Any:
+    """The default simulated system with short scan and connect delays."""
+    from icoapi.simulator import SimulatorConfig
+
+    values: dict[str, Any] = {"scan_delay": 0.05, "connect_delay": 0.1, "seed": 7}
+    values.update(overrides)
+    return SimulatorConfig.default(**values)
+
+
+def simulator_settings(data_dir: Path, **overrides: Any) -> Settings:
+    return make_settings(data_dir, CAN_INTERFACE="simulator", **overrides)
