@@ -6,11 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from icoapi.api import create_app
 from icoapi.core.settings import Settings
-from tests.support import LiveServer, make_settings
+from icoapi.simulator import Simulator
+from tests.support import (
+    LiveServer,
+    fast_simulator_config,
+    make_settings,
+    simulator_settings,
+)
 
 # Variables of the service that a developer's shell may have set; tests must not
 # depend on them.
@@ -38,3 +45,28 @@ def live_server_factory(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def sim_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A real uvicorn server whose CAN link is the built-in simulator."""
+    app = create_app(
+        simulator_settings(tmp_path / "data"), simulator_config=fast_simulator_config()
+    )
+    server = LiveServer(app)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(sim_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{sim_server.url}/api/v1", timeout=60) as http:
+        yield http
+
+
+@pytest.fixture
+def simulator(sim_server: LiveServer) -> Simulator:
+    simulator = sim_server.app.state.system.simulator
+    assert simulator is not None
+    return simulator

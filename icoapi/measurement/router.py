@@ -1,3 +1,79 @@
-from fastapi import APIRouter
+"""HTTP layer of the measurement domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+
+from icoapi.core.errors import error_responses
+from icoapi.core.websocket import receive_until_disconnect
+from icoapi.measurement.deps import MeasurementDep
+from icoapi.measurement.errors import (
+    IncorrectStateError,
+    InvalidInstructionsError,
+    MeasurementStopTimeoutError,
+)
+from icoapi.measurement.schemas import (
+    ControlResponse,
+    MeasurementInstructions,
+    MeasurementStatus,
+    Metadata,
+)
+from icoapi.system.errors import (
+    CanLinkUnavailableError,
+    CanNoResponseError,
+    UnsupportedFeatureError,
+)
 
 router = APIRouter(prefix="/measurement", tags=["Measurement"])
+
+
+@router.post(
+    "/start",
+    response_model=ControlResponse,
+    responses=error_responses(
+        IncorrectStateError,
+        UnsupportedFeatureError,
+        InvalidInstructionsError,
+        CanNoResponseError,
+        CanLinkUnavailableError,
+    ),
+)
+async def start_measurement(
+    measurement: MeasurementDep, instructions: MeasurementInstructions
+) -> ControlResponse:
+    """Configure the connected sensor device and start recording. The device named
+    by ``mac_address`` must be the connected one."""
+    status = await measurement.start(instructions)
+    return ControlResponse(message="Measurement started successfully.", data=status)
+
+
+@router.post("/stop", response_model=None, responses=error_responses(MeasurementStopTimeoutError))
+async def stop_measurement(measurement: MeasurementDep) -> None:
+    """Stop the running measurement. Returns when the stream has ended and every
+    received sample is in the file (``null`` at once if nothing runs)."""
+    await measurement.stop()
+
+
+@router.post("/post_meta", response_model=None)
+async def post_measurement_metadata(measurement: MeasurementDep, metadata: Metadata) -> None:
+    """Metadata for the measurement that waits for it (``wait_for_post_meta``)."""
+    measurement.post_meta(metadata)
+
+
+@router.get("", response_model=MeasurementStatus)
+async def measurement_status(measurement: MeasurementDep) -> MeasurementStatus:
+    """The current measurement (all fields null when none runs)."""
+    return measurement.status()
+
+
+@router.websocket("/stream")
+async def measurement_stream(websocket: WebSocket, measurement: MeasurementDep) -> None:
+    """Live converted samples of the next or running measurement, as JSON arrays of
+    ``{timestamp, first, second, third, ift, counter, dataloss}``."""
+    await websocket.accept()
+    client = measurement.stream_clients.add(websocket)
+    try:
+        await receive_until_disconnect(websocket)
+    finally:
+        measurement.stream_clients.remove(client)
+        client.close_after_pending()

@@ -1,19 +1,392 @@
-"""STUB: replaced by the measurement implementation."""
+"""``MeasurementService``: start, stop and observe measurements.
+
+Only one measurement exists at a time, from ``start`` until its file is closed
+and any post-measurement metadata is written (or timed out). ``start`` checks
+that under a lock *before* it touches the hardware, so concurrent starts cannot
+both pass and a running measurement is never reconfigured.
+"""
 
 from __future__ import annotations
 
-from icoapi.measurement.schemas import MeasurementStatus
+import asyncio
+import contextlib
+import logging
+import re
+import unicodedata
+from contextlib import AsyncExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from icotronic.can.node.sensor import SensorNode
+
+from icoapi import __version__
+from icoapi.core.events import MEASUREMENT_CHANGED, EventBus
+from icoapi.core.paths import AppPaths
+from icoapi.core.settings import Settings
+from icoapi.core.tasks import TaskRegistry, run_blocking
+from icoapi.core.websocket import ClientGroup
+from icoapi.measurement.conversion import SampleConverter
+from icoapi.measurement.errors import (
+    IncorrectStateError,
+    InvalidInstructionsError,
+    MeasurementStopTimeoutError,
+)
+from icoapi.measurement.ift import MAX_WINDOW_S, MIN_WINDOW_S
+from icoapi.measurement.layout import ChannelLayout
+from icoapi.measurement.live import LiveStream
+from icoapi.measurement.runner import MeasurementRun, RunPlan
+from icoapi.measurement.schemas import (
+    ChannelInstruction,
+    MeasurementInstructions,
+    MeasurementStatus,
+    Metadata,
+)
+from icoapi.measurement.storage import MeasurementWriter, SensorRow
+from icoapi.sensors.schemas import Sensor
+from icoapi.sensors.service import SensorCatalog
+from icoapi.system.schemas import ADCSettings
+from icoapi.system.service import ICOSystem, adc_settings
+
+logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 15.0
+UMLAUTS = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
+)
+
+
+def file_stem(name: str | None, now: datetime) -> str:
+    """``<name>__YYYY-MM-DD_HH-MM-SS``, with only characters that are safe in a
+    URL path and on every file system."""
+    stamp = now.strftime("%Y-%m-%d_%H-%M-%S")
+    if not name:
+        return stamp
+    text = unicodedata.normalize("NFKD", name.translate(UMLAUTS))
+    text = text.encode("ascii", "ignore").decode()
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:80]
+    return f"{text}__{stamp}" if text else stamp
+
+
+def unique_path(folder: Path, stem: str) -> Path:
+    path = folder / f"{stem}.hdf5"
+    counter = 2
+    while path.exists():
+        path = folder / f"{stem}__{counter}.hdf5"
+        counter += 1
+    return path
+
+
+def sensor_row(channel: str, instruction: ChannelInstruction, sensor: Sensor) -> SensorRow:
+    return SensorRow(
+        channel=channel,
+        name=sensor.name,
+        sensor_id=sensor.sensor_id,
+        unit=sensor.unit,
+        dimension=sensor.dimension,
+        phys_min=sensor.phys_min,
+        phys_max=sensor.phys_max,
+        volt_min=sensor.volt_min,
+        volt_max=sensor.volt_max,
+        sensor_type=sensor.sensor_type,
+        scaling_factor=sensor.scaling_factor,
+        offset=sensor.offset,
+        channel_number=instruction.channel_number,
+    )
+
+
+class ActiveMeasurement:
+    """The measurement that holds the service from start until its file is done."""
+
+    def __init__(self, status: MeasurementStatus, run: MeasurementRun, stack: AsyncExitStack):
+        self.status = status
+        self.run = run
+        self.stack = stack
+        self.task: asyncio.Task[Any] | None = None
 
 
 class MeasurementService:
-    def __init__(self, **kwargs: object) -> None:
-        pass
+    def __init__(
+        self,
+        *,
+        system: ICOSystem,
+        sensors: SensorCatalog,
+        paths: AppPaths,
+        settings: Settings,
+        events: EventBus,
+        tasks: TaskRegistry,
+    ) -> None:
+        self.system = system
+        self.sensors = sensors
+        self.paths = paths
+        self.settings = settings
+        self.events = events
+        self.tasks = tasks
+        self.stream_clients = ClientGroup(queue_size=256, max_stalled=600)
+        self._active: ActiveMeasurement | None = None
+        self._starting = False
+        self._lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.last_error: str | None = None
+
+    # -- queries ----------------------------------------------------------------------
 
     def status(self) -> MeasurementStatus:
-        return MeasurementStatus()
+        if self._active is None:
+            return MeasurementStatus()
+        return self._active.status
 
     def files_in_use(self) -> set[str]:
-        return set()
+        active = self._active
+        return {active.run.plan.path.name} if active is not None else set()
+
+    @property
+    def current_run(self) -> MeasurementRun | None:
+        return self._active.run if self._active else None
+
+    # -- start ------------------------------------------------------------------------
+
+    async def start(self, instructions: MeasurementInstructions) -> MeasurementStatus:
+        async with self._lock:
+            if self._active is not None:
+                raise IncorrectStateError(
+                    "A measurement is still running or finishing; stop it or wait until "
+                    "its file is closed."
+                )
+            layout, sensors = self._check_instructions(instructions)
+            stack = AsyncExitStack()
+            try:
+                sensor = await stack.enter_async_context(
+                    self.system.measurement_lease(instructions.mac_address)
+                )
+                plan = await self._prepare(instructions, layout, sensors, sensor)
+                writer = MeasurementWriter(
+                    plan.path,
+                    channels=list(layout.channels),
+                    sensors=[
+                        sensor_row(channel, getattr(instructions, channel), sensor_def)
+                        for channel, sensor_def in zip(layout.channels, sensors, strict=True)
+                    ],
+                    attributes=self._file_attributes(plan, instructions),
+                    channel_sample_rate=plan.channel_rate,
+                )
+                await run_blocking(writer.start)
+                if instructions.meta is not None:
+                    writer.write_metadata("pre", instructions.meta.model_dump())
+            except BaseException:
+                await stack.aclose()
+                raise
+            status = MeasurementStatus(
+                running=True,
+                name=plan.name,
+                start_time=plan.start_time,
+                tool_name=plan.tool_name,
+                instructions=instructions,
+            )
+            live = LiveStream(self.stream_clients, self.settings.WEBSOCKET_UPDATE_RATE)
+            active = ActiveMeasurement(status, run=None, stack=stack)  # type: ignore[arg-type]
+            run = MeasurementRun(
+                plan,
+                self.system,
+                sensor,
+                writer,
+                live,
+                self.events,
+                self.settings.POST_META_TIMEOUT,
+                on_stream_closed=lambda: self._stream_closed(active),
+            )
+            active.run = run
+            self._active = active
+            self._idle.clear()
+            active.task = self.tasks.spawn(self._drive(active), name=f"measurement {plan.name}")
+            self.last_error = None
+        self.events.publish(MEASUREMENT_CHANGED)
+        logger.info(
+            "Measurement %s started: channels %s, %.1f Hz per channel, file %s",
+            plan.name,
+            ",".join(layout.channels),
+            plan.channel_rate,
+            plan.path.name,
+        )
+        return status
+
+    def _check_instructions(
+        self, instructions: MeasurementInstructions
+    ) -> tuple[ChannelLayout, list[Sensor]]:
+        try:
+            layout = ChannelLayout.from_numbers(
+                instructions.first.channel_number,
+                instructions.second.channel_number,
+                instructions.third.channel_number,
+            )
+        except ValueError as error:
+            raise InvalidInstructionsError(f"Invalid channels: {error}.") from error
+        if instructions.adc is None:
+            raise InvalidInstructionsError("Invalid ADC configuration.")
+        if instructions.ift_requested:
+            if instructions.ift_channel not in layout.channels:
+                raise InvalidInstructionsError(
+                    f"ift_channel '{instructions.ift_channel}' is not an enabled channel "
+                    f"(enabled: {', '.join(layout.channels)})."
+                )
+            if not MIN_WINDOW_S * 1000 <= instructions.ift_window_width <= MAX_WINDOW_S * 1000:
+                raise InvalidInstructionsError("ift_window_width must be 5 to 1000 ms.")
+        sensors = [
+            self._sensor_for(getattr(instructions, channel), channel) for channel in layout.channels
+        ]
+        return layout, sensors
+
+    def _sensor_for(self, instruction: ChannelInstruction, channel: str) -> Sensor:
+        sensor = self.sensors.sensor_for_channel(instruction.sensor_id, instruction.channel_number)
+        if sensor is None:
+            raise InvalidInstructionsError(f"No sensor for channel {channel}.")
+        if instruction.sensor_id and sensor.sensor_id != instruction.sensor_id:
+            raise InvalidInstructionsError(
+                f"Unknown sensor_id '{instruction.sensor_id}' for channel {channel}; "
+                "see GET /api/v1/sensor."
+            )
+        return sensor
+
+    async def _prepare(
+        self,
+        instructions: MeasurementInstructions,
+        layout: ChannelLayout,
+        sensors: list[Sensor],
+        sensor: SensorNode,
+    ) -> RunPlan:
+        assert instructions.adc is not None
+        requested = instructions.adc.with_defaults()
+        await self.system.call(lambda: sensor.set_adc_configuration(**requested.model_dump()))
+        if layout.needs_channel_mapping:
+            await self.system.call(
+                lambda: sensor.set_sensor_configuration(layout.sensor_configuration())
+            )
+        # Convert with what the device really uses, not with what was asked for.
+        adc: ADCSettings = adc_settings(await self.system.call(sensor.get_adc_configuration))
+        try:
+            tool_name = await self.system.call(sensor.get_name)
+        except Exception:
+            tool_name = "noname"
+        now = datetime.now()
+        path = unique_path(self.paths.measurements, file_stem(instructions.name, now))
+        converter = SampleConverter.for_channels(
+            adc.reference_voltage,
+            [(sensor_def.scaling_factor, sensor_def.offset) for sensor_def in sensors],
+        )
+        return RunPlan(
+            instructions=instructions,
+            layout=layout,
+            adc=adc,
+            converter=converter,
+            path=path,
+            name=path.stem,
+            tool_name=tool_name,
+            start_time=now.isoformat(),
+        )
+
+    def _file_attributes(
+        self, plan: RunPlan, instructions: MeasurementInstructions
+    ) -> dict[str, Any]:
+        channel_sensors = {
+            channel: {
+                "channel_number": getattr(instructions, channel).channel_number,
+                "sensor_id": getattr(instructions, channel).sensor_id,
+            }
+            for channel in plan.layout.channels
+        }
+        return {
+            "conversion": "true",
+            "adc_reference_voltage": str(plan.adc.reference_voltage),
+            "adc_prescaler": plan.adc.prescaler,
+            "adc_acquisition_time": plan.adc.acquisition_time,
+            "adc_oversampling_rate": plan.adc.oversampling_rate,
+            "sample_rate": plan.adc.sample_rate,
+            "channel_sample_rate": plan.channel_rate,
+            "channel_sensors": channel_sensors,
+            "sensor_device_name": plan.tool_name,
+            "sensor_device_mac": instructions.mac_address,
+            "measurement_name": instructions.name or "",
+            "icoapi_version": __version__,
+        }
+
+    # -- run lifecycle ----------------------------------------------------------------
+
+    async def _drive(self, active: ActiveMeasurement) -> None:
+        run = active.run
+        try:
+            result = await run.run()
+            if result.error is not None:
+                self.last_error = f"{type(result.error).__name__}: {result.error}"
+                await self._recover_link()
+        finally:
+            # The lease ends here at the latest (the stream callback ends it earlier).
+            with contextlib.suppress(Exception):
+                await active.stack.aclose()
+            if self._active is active:
+                self._active = None
+            self._idle.set()
+            self.events.publish(MEASUREMENT_CHANGED)
+
+    async def _recover_link(self) -> None:
+        if not await self.system.verify_device_link():
+            logger.warning("The sensor device is no longer connected")
+
+    async def _stream_closed(self, active: ActiveMeasurement) -> None:
+        """The stream ended and the file is closed: release the device, honour
+        ``disconnect_after_measurement`` and tell clients ``running`` is false."""
+        with contextlib.suppress(Exception):
+            await active.stack.aclose()
+        if active.status.instructions and active.status.instructions.disconnect_after_measurement:
+            try:
+                await self.system.disconnect()
+            except Exception as error:
+                logger.warning("Could not disconnect after the measurement: %s", error)
+        active.status = active.status.model_copy(update={"running": False})
+        self.events.publish(MEASUREMENT_CHANGED)
+
+    # -- stop, post-meta, shutdown -------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop the running measurement; return once its data is in the file."""
+        active = self._active
+        if active is None:
+            return
+        active.run.request_stop()
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await active.run.file_closed.wait()
+        except TimeoutError as error:
+            raise MeasurementStopTimeoutError() from error
+
+    def post_meta(self, metadata: Metadata) -> bool:
+        """Hand post-measurement metadata to the measurement waiting for it.
+        Returns False if none is waiting (the metadata is then dropped)."""
+        active = self._active
+        if active is None or not active.status.instructions:
+            return False
+        if not active.status.instructions.wait_for_post_meta:
+            return False
+        active.run.provide_post_meta(metadata)
+        return True
 
     async def shutdown(self) -> None:
-        return None
+        active = self._active
+        if active is None:
+            return
+        logger.info("Stopping measurement %s for shutdown", active.status.name)
+        active.run.request_stop()
+        # Unblock a post-meta wait: the file is already closed, the metadata is lost.
+        active.run.provide_post_meta(None)
+        if active.task is not None:
+            try:
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await asyncio.shield(active.task)
+            except (TimeoutError, Exception):
+                active.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await active.task
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        async with asyncio.timeout(timeout):
+            await self._idle.wait()

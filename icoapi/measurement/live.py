@@ -1,0 +1,112 @@
+"""The live measurement stream: converted samples to ``/measurement/stream`` clients.
+
+Samples are collected as they arrive and sent at most ``update_rate`` times a
+second. Each message is a JSON array holding *every* sample since the previous
+message, encoded once and offered to all clients (see :mod:`icoapi.core.websocket`
+for how slow clients are handled). With no client connected nothing is encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from icoapi.core.websocket import ClientGroup
+from icoapi.measurement.conversion import CHANNELS as CHANNEL_NAMES
+
+# A message that waits longer than this many seconds of data for its clients
+# is dropped instead of growing without bound (the encoder fell behind).
+MAX_PENDING_ENTRIES = 200_000
+
+
+def _number(value: float) -> str:
+    # 7 significant digits: the resolution of float32, which is what the file holds.
+    return f"{value:.7g}"
+
+
+class LiveStream:
+    """Batches stream entries and publishes them to a group of WebSocket clients."""
+
+    def __init__(self, clients: ClientGroup, update_rate: float) -> None:
+        self.clients = clients
+        self.interval = 1.0 / update_rate
+        self._pending: list[str] = []
+        self._pending_entries = 0
+        self._last_sent = time.monotonic()
+        self.messages_sent = 0
+        self.entries_dropped = 0
+
+    @property
+    def active(self) -> bool:
+        return len(self.clients) > 0
+
+    def add_samples(
+        self,
+        channels: tuple[str, ...],
+        timestamps: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any],
+        counters: np.ndarray[Any, Any],
+    ) -> None:
+        """Queue samples: ``timestamps`` (n,) seconds, ``values`` (n, len(channels))
+        physical values, ``counters`` (n,) frame counters."""
+        if not self.active:
+            return
+        if self._pending_entries > MAX_PENDING_ENTRIES:
+            self.entries_dropped += len(timestamps)
+            return
+        slots = [channel if channel in channels else None for channel in CHANNEL_NAMES]
+        columns = [values[:, channels.index(slot)].tolist() if slot else None for slot in slots]
+        first, second, third = (
+            column if column is not None else [None] * len(timestamps) for column in columns
+        )
+        entries = [
+            f'{{"timestamp":{t:.6f},"first":{"null" if a is None else _number(a)},'
+            f'"second":{"null" if b is None else _number(b)},'
+            f'"third":{"null" if c is None else _number(c)},'
+            f'"ift":null,"counter":{n},"dataloss":null}}'
+            for t, a, b, c, n in zip(
+                timestamps.tolist(), first, second, third, counters.tolist(), strict=True
+            )
+        ]
+        self._pending.append(",".join(entries))
+        self._pending_entries += len(entries)
+        self.flush_if_due()
+
+    def add_dataloss(self, dataloss: float, timestamp: float | None = None) -> None:
+        """Queue a data-loss entry (fraction 0–1 of frames lost)."""
+        if not self.active:
+            return
+        ts = "null" if timestamp is None else f"{timestamp:.6f}"
+        self._pending.append(
+            f'{{"timestamp":{ts},"first":null,"second":null,"third":null,"ift":null,'
+            f'"counter":null,"dataloss":{dataloss:.6g}}}'
+        )
+        self._pending_entries += 1
+
+    def flush_if_due(self) -> None:
+        if time.monotonic() - self._last_sent >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_sent = time.monotonic()
+        if not self._pending:
+            return
+        message = "[" + ",".join(self._pending) + "]"
+        self._pending.clear()
+        self._pending_entries = 0
+        self.clients.broadcast(message)
+        self.messages_sent += 1
+
+    def send_object(self, payload: Any) -> None:
+        """Send one JSON value right away (after flushing what is pending)."""
+        self.flush()
+        if self.active:
+            self.clients.broadcast(json.dumps(payload))
+
+    def close(self) -> None:
+        """Send what is left and close every client normally."""
+        self.flush()
+        self.clients.close_all()
