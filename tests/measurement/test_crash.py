@@ -1,0 +1,79 @@
+"""A service killed with SIGKILL mid-measurement leaves a readable file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import tables
+from websockets.sync.client import connect
+
+from tests.measurement.helpers import instructions
+from tests.support import free_port
+
+
+def wait_for_server(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "service exited"
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("service did not start")
+
+
+def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "CAN_INTERFACE": "simulator",
+        "ICOAPI_DATA_DIR": str(tmp_path),
+        "VITE_API_HOSTNAME": "127.0.0.1",
+        "VITE_API_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "icoapi"],
+        env=environment,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_server(url, process)
+        with httpx.Client(base_url=f"{url}/api/v1", timeout=60) as http:
+            mac = http.get("/sth").json()[0]["mac_address"]
+            assert http.put("/sth/connect", json={"mac_address": mac}).status_code == 200
+            with connect(f"ws://127.0.0.1:{port}/api/v1/measurement/stream") as stream:
+                response = http.post("/measurement/start", json=instructions(mac, time=None))
+                name = response.json()["data"]["name"]
+                # Wait until 2.5 s of samples went out: the writer flushes at
+                # least once a second, so more than 1 s of rows are on disk.
+                newest = 0.0
+                while newest < 2.5:
+                    for entry in json.loads(stream.recv(timeout=30)):
+                        if entry["timestamp"] is not None:
+                            newest = max(newest, entry["timestamp"])
+                process.send_signal(signal.SIGKILL)
+                process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+    path = tmp_path / "measurements" / f"{name}.hdf5"
+    with tables.open_file(str(path), "r") as h5file:
+        table = h5file.root.acceleration
+        rows = table.nrows
+        timestamps = table.col("timestamp")
+        assert h5file.root.sensors.nrows == 1
+    assert rows >= 9524 * 1.0
+    assert timestamps[-1] >= 1_000_000
