@@ -1,0 +1,267 @@
+"""Benchmark of the measurement pipeline (``make bench``): prints figures, asserts nothing.
+
+The service runs in this process under uvicorn with the simulator on the in-process
+virtual bus. WebSocket clients run in a separate process, so their CPU is not
+counted. The API's own CPU excludes the simulator's threads (named ``icosim-*``),
+measured with per-thread CPU clocks.
+
+Reports:
+* API CPU per second of measurement at the default rate with 1 and 10 clients;
+* end-to-end latency (sample time -> WebSocket receipt) p50/p99 with 1 and 10 clients;
+* the highest rate with 0 loss in the file (simulator rate multiplier);
+* RSS growth over a long measurement (300 s, ``--rss-seconds`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import tables
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from icoapi.api import create_app  # noqa: E402
+from icoapi.simulator import SimulatorConfig  # noqa: E402
+from tests.support import LiveServer, make_settings  # noqa: E402
+
+DEFAULT_SAMPLE_RATE = 38_400_000 / (3 * 21 * 64)
+
+
+def instructions(mac: str, seconds: int | None) -> dict[str, Any]:
+    return {
+        "name": "bench",
+        "mac_address": mac,
+        "time": seconds,
+        "first": {"channel_number": 1, "sensor_id": "acc100g_01"},
+        "second": {"channel_number": 0, "sensor_id": None},
+        "third": {"channel_number": 0, "sensor_id": None},
+        "ift_requested": False,
+        "ift_channel": "first",
+        "ift_window_width": 50,
+        "adc": {
+            "prescaler": 2,
+            "acquisition_time": 8,
+            "oversampling_rate": 64,
+            "reference_voltage": 3.3,
+        },
+        "meta": None,
+    }
+
+
+# -- client process -------------------------------------------------------------------
+
+
+def client_process(url: str, clients: int, ready: Any, results: Any) -> None:
+    """Connect ``clients`` sockets; for each message record (receipt epoch, newest
+    sample timestamp). Runs until the server closes the sockets."""
+    from websockets.sync.client import connect
+
+    sockets = [connect(url, max_size=None) for _ in range(clients)]
+    records: list[list[tuple[float, float]]] = [[] for _ in sockets]
+    samples = [0] * clients
+
+    def read(index: int) -> None:
+        for text in sockets[index]:
+            received = time.time()
+            entries = json.loads(text)
+            if not isinstance(entries, list):
+                continue
+            newest = None
+            for entry in entries:
+                if entry["first"] is not None:
+                    samples[index] += 1
+                    newest = entry["timestamp"]
+            if newest is not None:
+                records[index].append((received, newest))
+
+    threads = [threading.Thread(target=read, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.set()
+    for thread in threads:
+        thread.join()
+    results.put({"records": records, "samples": samples})
+
+
+# -- measurement helpers --------------------------------------------------------------
+
+
+def thread_cpu(names_prefix: str) -> float:
+    total = 0.0
+    for thread in threading.enumerate():
+        if thread.name.startswith(names_prefix) and thread.ident is not None:
+            try:
+                clock = time.pthread_getcpuclockid(thread.ident)
+                total += time.clock_gettime(clock)
+            except OSError:
+                pass  # the thread just ended
+    return total
+
+
+class Bench:
+    def __init__(self, data: Path) -> None:
+        config = SimulatorConfig.default(scan_delay=0.05, connect_delay=0.1, seed=1)
+        self.app = create_app(
+            make_settings(
+                data, CAN_INTERFACE="simulator", LOG_LEVEL="WARNING", LOG_LEVEL_UVICORN="WARNING"
+            ),
+            simulator_config=config,
+        )
+        self.server = LiveServer(self.app)
+        self.server.start()
+        self.http = httpx.Client(base_url=f"{self.server.url}/api/v1", timeout=60)
+        self.simulator = self.app.state.system.simulator
+        self.mac = self.simulator.config.devices[0].mac
+        assert self.http.put("/sth/connect", json={"mac_address": self.mac}).status_code == 200
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.stop()
+
+    def wait_idle(self) -> None:
+        self.server.run_in_loop(self.app.state.measurement.wait_idle(600), 620)
+
+    def run(
+        self, seconds: int, clients: int, window: tuple[float, float] | None = None
+    ) -> dict[str, Any]:
+        """One measurement with ``clients`` stream clients; CPU over ``window``
+        (seconds after start)."""
+        context = multiprocessing.get_context("spawn")
+        ready, results = context.Event(), context.Queue()
+        process = None
+        if clients:
+            url = f"{self.server.ws_url}/api/v1/measurement/stream"
+            process = context.Process(target=client_process, args=(url, clients, ready, results))
+            process.start()
+            ready.wait(60)
+        response = self.http.post("/measurement/start", json=instructions(self.mac, seconds))
+        assert response.status_code == 200, response.text
+        name = response.json()["data"]["name"]
+        started = time.monotonic()
+        cpu = None
+        if window is not None:
+            time.sleep(window[0])
+            process_0, sim_0, wall_0 = time.process_time(), thread_cpu("icosim"), time.monotonic()
+            time.sleep(window[1] - window[0])
+            process_1, sim_1, wall_1 = time.process_time(), thread_cpu("icosim"), time.monotonic()
+            cpu = ((process_1 - process_0) - (sim_1 - sim_0)) / (wall_1 - wall_0)
+        self.wait_idle()
+        elapsed = time.monotonic() - started
+        client_data = results.get(timeout=120) if process else None
+        if process:
+            process.join(30)
+        path = self.app.state.paths.measurements / f"{name}.hdf5"
+        with tables.open_file(str(path)) as h5file:
+            attributes = h5file.root.acceleration.attrs
+            dataloss = float(attributes["dataloss"])
+            status = str(attributes["measurement_status"])
+            first_epoch = float(attributes["first_sample_epoch"])
+            rows = h5file.root.acceleration.nrows
+        path.unlink()
+        latencies: list[float] = []
+        if client_data:
+            for records in client_data["records"]:
+                latencies += [received - (first_epoch + newest) for received, newest in records]
+        return {
+            "cpu": cpu,
+            "dataloss": dataloss,
+            "status": status,
+            "rows": rows,
+            "elapsed": elapsed,
+            "latencies": latencies,
+            "client_samples": client_data["samples"] if client_data else [],
+        }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rss-seconds", type=int, default=300)
+    parser.add_argument("--cpu-seconds", type=int, default=20)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        bench = Bench(Path(folder))
+        try:
+            print(
+                f"icoapi measurement benchmark (default rate {DEFAULT_SAMPLE_RATE:.0f} "
+                "samples/s, single channel, simulator in-process)"
+            )
+            for clients in (1, 10):
+                result = bench.run(args.cpu_seconds, clients, window=(3, args.cpu_seconds - 2))
+                lat = result["latencies"]
+                streamed = min(result["client_samples"]) if result["client_samples"] else 0
+                print(
+                    f"  {clients:2d} client(s): API CPU {result['cpu'] * 100:5.1f} % of one core, "
+                    f"latency p50 {percentile(lat, 0.5) * 1000:5.1f} ms "
+                    f"p99 {percentile(lat, 0.99) * 1000:5.1f} ms, "
+                    f"streamed {streamed}/{result['rows']} samples, "
+                    f"file loss {result['dataloss'] * 100:.2f} %"
+                )
+
+            for clients in (1, 10):
+                best = 0.0
+                for multiplier in (1, 2, 4, 6, 8, 10, 12, 14, 16, 20):
+                    bench.simulator.rate_multiplier = multiplier
+                    result = bench.run(5, clients)
+                    rate = DEFAULT_SAMPLE_RATE * multiplier
+                    ok = result["dataloss"] == 0 and result["status"] == "completed"
+                    print(
+                        f"    x{multiplier:<3d} {rate / 1000:6.1f} k samples/s, {clients:2d} "
+                        f"client(s): loss {result['dataloss'] * 100:5.2f} %, {result['status']}"
+                    )
+                    if not ok:
+                        break
+                    best = rate
+                bench.simulator.rate_multiplier = 1.0
+                print(
+                    f"  highest rate with 0 loss, {clients:2d} client(s): {best / 1000:.1f} k samples/s"
+                )
+
+            process = psutil.Process(os.getpid())
+            context = multiprocessing.get_context("spawn")
+            ready, results = context.Event(), context.Queue()
+            url = f"{bench.server.ws_url}/api/v1/measurement/stream"
+            client = context.Process(target=client_process, args=(url, 1, ready, results))
+            client.start()
+            ready.wait(60)
+            bench.http.post("/measurement/start", json=instructions(bench.mac, args.rss_seconds))
+            time.sleep(min(30, args.rss_seconds / 5))
+            rss_start = process.memory_info().rss
+            samples = []
+            deadline = time.monotonic() + args.rss_seconds - min(30, args.rss_seconds / 5) - 1
+            while time.monotonic() < deadline:
+                time.sleep(5)
+                samples.append(process.memory_info().rss)
+            rss_end = process.memory_info().rss
+            bench.wait_idle()
+            results.get(timeout=120)
+            client.join(30)
+            print(
+                f"  RSS over a {args.rss_seconds} s measurement: start {rss_start / 2**20:.1f} MiB, "
+                f"end {rss_end / 2**20:.1f} MiB, growth {(rss_end - rss_start) / 2**20:+.1f} MiB "
+                f"(max {max(samples or [rss_end]) / 2**20:.1f} MiB)"
+            )
+        finally:
+            bench.close()
+
+
+if __name__ == "__main__":
+    main()
