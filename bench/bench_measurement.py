@@ -18,7 +18,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -231,9 +230,8 @@ def main() -> None:
                         break
                     best = rate
                 bench.simulator.rate_multiplier = 1.0
-                print(
-                    f"  highest rate with 0 loss, {clients:2d} client(s): {best / 1000:.1f} k samples/s"
-                )
+                label = f"{clients:2d} client(s)"
+                print(f"  highest rate with 0 loss, {label}: {best / 1000:.1f} k samples/s")
 
             process = psutil.Process(os.getpid())
             context = multiprocessing.get_context("spawn")
@@ -255,8 +253,9 @@ def main() -> None:
             results.get(timeout=120)
             client.join(30)
             print(
-                f"  RSS over a {args.rss_seconds} s measurement: start {rss_start / 2**20:.1f} MiB, "
-                f"end {rss_end / 2**20:.1f} MiB, growth {(rss_end - rss_start) / 2**20:+.1f} MiB "
+                f"  RSS over a {args.rss_seconds} s measurement: "
+                f"start {rss_start / 2**20:.1f} MiB, end {rss_end / 2**20:.1f} MiB, "
+                f"growth {(rss_end - rss_start) / 2**20:+.1f} MiB "
                 f"(max {max(samples or [rss_end]) / 2**20:.1f} MiB)"
             )
         finally:
