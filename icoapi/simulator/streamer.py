@@ -1,0 +1,211 @@
+"""The thread that streams measurement frames of one sensor device.
+
+Frames are paced by a clock rather than by a sleep per frame: every few
+milliseconds the thread sends all frames that are due by monotonic time, so a
+late wake-up is caught up automatically and the long-term rate is exact.
+Frame ``k`` carries counter ``k % 256`` and timestamp ``t0 + k / frame_rate``
+(epoch seconds); the values of a whole batch are computed with numpy at once
+to keep the per-frame Python work to building and sending the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from can import Message
+
+from .faults import Faults
+from .protocol import STREAM_DATA_ID, StreamFormat
+from .signals import RawArray
+
+if TYPE_CHECKING:
+    from .device import SensorDevice
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+"""Most frames sent while holding the send lock (keeps answer latency low)."""
+TICK = 0.004
+"""Pacing period in seconds."""
+
+
+class StreamHost(Protocol):
+    """What a stream needs from the simulator that owns the bus."""
+
+    faults: Faults
+    rate_multiplier: float
+
+    def send_batch(self, messages: Sequence[Message]) -> None:
+        """Send frames in order (under the simulator's send lock)."""
+
+    def on_link_lost(self, device: SensorDevice) -> None:
+        """The Bluetooth link to ``device`` dropped."""
+
+
+class Streamer:
+    """Streams the frames of one ``open_data_stream`` of a sensor device.
+
+    Args:
+        device: The streaming device (its ADC configuration, sensor
+            configuration and signals are read for every batch).
+        stream_format: The format byte of the start request.
+        host: The simulator (send function, faults, link loss callback).
+        rate_multiplier: Speed-up factor for the frame rate.
+        seed: Seeds the noise and the random frame drops of this stream.
+    """
+
+    def __init__(
+        self,
+        device: SensorDevice,
+        stream_format: int,
+        host: StreamHost,
+        rate_multiplier: float,
+        seed: np.random.SeedSequence,
+    ) -> None:
+        decoded = StreamFormat.decode(stream_format)
+        self.device = device
+        self.format_byte = stream_format
+        self.channels = decoded.enabled
+        self.sets = decoded.sets
+        self.values_per_frame = len(self.channels) * self.sets
+        if not 1 <= self.values_per_frame <= 3 or decoded.wide:
+            raise ValueError(f"Unsupported streaming format 0x{stream_format:02X}")
+        self.dlc = 2 + 2 * self.values_per_frame
+        self.nominal_frame_rate = device.sample_rate() / self.values_per_frame
+        self.frame_rate = self.nominal_frame_rate * rate_multiplier
+        """Frames per second actually sent (nominal rate × multiplier)."""
+        self.host = host
+        self._faults = host.faults
+        noise_seed, drop_seed = seed.spawn(2)
+        self._noise_rng = np.random.default_rng(noise_seed)
+        self._drop_rng = np.random.default_rng(drop_seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"icosim-stream-{device.name}", daemon=True
+        )
+        self.started_monotonic = 0.0
+        self.started_wall = 0.0
+        self.frames_generated = 0
+        """Frames produced so far (sent or dropped)."""
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        self.link_lost = False
+        self.cpu_time = 0.0
+        """CPU seconds the streaming thread used (valid after it ended)."""
+
+    # -- Control -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start sending frames (frame 0 is due immediately)."""
+        self.started_monotonic = time.monotonic()
+        self.started_wall = time.time()
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop streaming; safe to call repeatedly and from the thread itself."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the streaming thread still runs."""
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    # -- Thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # a dying stream must not kill the simulator silently
+            log.exception("Streaming thread of %s failed", self.device.name)
+        finally:
+            self.cpu_time = time.thread_time()
+
+    def _loop(self) -> None:
+        rate = self.frame_rate
+        start = self.started_monotonic
+        next_frame = 0
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - start
+            loss_after = self._faults.link_loss_after
+            if loss_after is not None and elapsed >= loss_after:
+                self.link_lost = True
+                self._stop.set()
+                self.host.on_link_lost(self.device)
+                return
+            due = int(elapsed * rate) + 1  # frames 0..due-1 are due by now
+            while next_frame < due and not self._stop.is_set():
+                count = min(due - next_frame, MAX_BATCH)
+                self._emit(next_frame, count)
+                next_frame += count
+            # Sleep one tick, or until the next frame is due at low rates; the
+            # stop event wakes us at once.
+            wait = max(TICK, next_frame / rate - (time.monotonic() - start))
+            self._stop.wait(min(wait, 0.05))
+
+    def _values(self, first: int, count: int) -> RawArray:
+        """Raw values of frames ``first..first+count-1``, shape (count, values)."""
+        device = self.device
+        reference_voltage = device.reference_voltage
+        sets = self.sets
+        per_channel_rate = self.frame_rate * sets
+        # Sample s of a channel (counted from stream start) is taken at
+        # s / per_channel_rate; a frame holds `sets` samples of every channel.
+        sample_index = np.arange(first * sets, (first + count) * sets, dtype=np.float64)
+        times = sample_index / per_channel_rate
+        columns = []
+        for channel in self.channels:
+            signal = device.signal_for_channel(channel)
+            if signal is None:
+                columns.append(np.zeros(times.shape, dtype=np.uint16))
+            else:
+                columns.append(signal.raw(times, reference_voltage, self._noise_rng))
+        # (samples, channels) → (frames, sets * channels), set-major like the
+        # hardware: all channels of set 0, then set 1, ...
+        return np.stack(columns, axis=1).reshape(count, sets * len(self.channels))
+
+    def _emit(self, first: int, count: int) -> None:
+        faults = self._faults
+        keep = np.ones(count, dtype=bool)
+        burst = faults.take_burst(count)
+        if burst:
+            keep[:burst] = False
+        drop_rate = faults.drop_rate
+        if drop_rate > 0.0:
+            keep &= self._drop_rng.random(count) >= drop_rate
+        if faults.stall:
+            keep[:] = False
+        self.frames_generated += count
+        kept = int(keep.sum())
+        self.frames_dropped += count - kept
+        if kept == 0:
+            return
+
+        frames = np.empty((count, self.dlc), dtype=np.uint8)
+        frames[:, 0] = self.format_byte
+        frames[:, 1] = np.arange(first, first + count) & 0xFF
+        frames[:, 2:] = self._values(first, count).astype("<u2").view(np.uint8)
+        timestamps = (
+            self.started_wall + np.arange(first, first + count) / self.frame_rate
+        ).tolist()
+        blob = frames.tobytes()
+        dlc = self.dlc
+        indices = np.flatnonzero(keep).tolist()
+        messages = [
+            Message(
+                timestamp=timestamps[index],
+                arbitration_id=STREAM_DATA_ID,
+                is_extended_id=True,
+                dlc=dlc,
+                data=blob[index * dlc : (index + 1) * dlc],
+            )
+            for index in indices
+        ]
+        self.host.send_batch(messages)
+        self.frames_sent += kept
