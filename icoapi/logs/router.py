@@ -1,3 +1,104 @@
-from fastapi import APIRouter
+"""HTTP and WebSocket layer of the log domain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Query, WebSocket, status
+from fastapi.responses import StreamingResponse
+from starlette.websockets import WebSocketDisconnect
+
+from icoapi.core.errors import error_responses
+from icoapi.core.websocket import receive_until_disconnect
+from icoapi.logs.deps import LogServiceDep
+from icoapi.logs.errors import InvalidLogPathError, LogNotFoundError, LogReadError, NoLogFilesError
+from icoapi.logs.schemas import LogListResponse, LogView
+from icoapi.logs.service import MAX_VIEW_LINES, content_disposition
 
 router = APIRouter(prefix="/logs", tags=["Logs"])
+
+FILE_ERRORS = error_responses(InvalidLogPathError, LogNotFoundError, LogReadError)
+
+
+@router.get("", response_model=LogListResponse)
+async def list_logs(logs: LogServiceDep) -> LogListResponse:
+    """The log files (current and rotated) with size and first and last time."""
+    return await logs.list_files()
+
+
+@router.get("/view", response_model=LogView, responses=FILE_ERRORS)
+async def view_log(
+    logs: LogServiceDep,
+    file: str = Query(description="Log file name, e.g. icodaq.log."),
+    limit: int = Query(0, ge=0, le=MAX_VIEW_LINES,
+                       description="Only the last N lines; 0 for the whole file."),
+) -> LogView:
+    """The content of a log file (at most its last 10 MiB)."""
+    return await logs.view(file, limit)
+
+
+@router.get(
+    "/download/{file:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/plain": {}}}, **FILE_ERRORS},
+)
+async def download_log(logs: LogServiceDep, file: str) -> StreamingResponse:
+    """One log file as a download."""
+    chunks, size = await logs.open_download(file)
+    return StreamingResponse(
+        chunks,
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(file),
+                 "Content-Length": str(size)},
+    )
+
+
+@router.get(
+    "/all",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}, **error_responses(NoLogFilesError)},
+)
+async def download_all_logs(logs: LogServiceDep) -> StreamingResponse:
+    """Every log file in one ZIP archive, built while it is sent."""
+    return StreamingResponse(
+        await logs.zip_all(),
+        media_type="application/zip",
+        headers={"Content-Disposition": content_disposition("logs.zip")},
+    )
+
+
+async def _send_lines(websocket: WebSocket, lines: AsyncIterator[str]) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        async for line in lines:
+            await websocket.send_text(line)
+
+
+@router.websocket("/stream")
+async def stream_logs(websocket: WebSocket, logs: LogServiceDep) -> None:
+    """Live log: one text frame per new log line, in the log file's format.
+    Browser pages from origins other than this service and ``VITE_API_ORIGINS``
+    are refused (close code 1008)."""
+    if not logs.origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host")):
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
+        return
+    subscription = logs.subscribe()  # before accept: no line after connecting is lost
+    try:
+        await websocket.accept()
+        # Sending waits for log lines and receiving waits for the client to leave;
+        # whichever ends first ends the other.
+        tasks = {
+            asyncio.create_task(_send_lines(websocket, logs.follow(subscription))),
+            asyncio.create_task(receive_until_disconnect(websocket)),
+        }
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # asyncio.wait (not gather): it never swallows or re-labels a
+            # cancellation of this handler itself.
+            await asyncio.wait(tasks)
+    finally:
+        subscription.close()

@@ -1,0 +1,247 @@
+"""Configuration file schemas (the YAML documents) and the endpoint bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+)
+
+from icoapi.configuration.documents import TAG_PREFIX
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expected non-empty string")
+    return value
+
+
+def _iso_date(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ValueError(
+            "expected date in ISO 8601 format, e.g. '2025-01-31T12:00:00+00:00'"
+        ) from error
+    return value
+
+
+def _no_outer_slash(value: str) -> str:
+    # The service URL is built as protocol://domain/base_path.
+    if value.startswith("/") or value.endswith("/"):
+        raise ValueError("must not start or end with '/'")
+    return value
+
+
+def _secret_not_blank(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError("expected non-empty string")
+    return value
+
+
+NonEmptyStr = Annotated[str, Field(strict=True), AfterValidator(_non_blank)]
+OptionalStr = Annotated[str, Field(strict=True)] | None
+
+
+# --- the header every configuration file starts with -----------------------------------
+
+
+class InfoHeader(BaseModel):
+    """The ``info`` mapping. Quote values in YAML: unquoted dates and numbers are
+    not strings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_name: NonEmptyStr
+    schema_version: NonEmptyStr
+    config_name: NonEmptyStr
+    config_version: NonEmptyStr
+    config_date: Annotated[NonEmptyStr, AfterValidator(_iso_date)]
+
+
+class HeaderDocument(BaseModel):
+    """Only the header of a document (the body is checked by its own model)."""
+
+    info: InfoHeader
+
+
+# --- metadata.yaml -----------------------------------------------------------------------
+
+FIELD_KEYS = ("id", "label", "datatype", "type")
+FIELD_TAG = f"{TAG_PREFIX}field>"
+SECTION_TAG = f"{TAG_PREFIX}section>"
+
+
+class FieldDefinition(BaseModel):
+    """One metadata form field. Keys besides these (required, default,
+    description, unit, ...) are free."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: NonEmptyStr
+    label: NonEmptyStr
+    datatype: NonEmptyStr
+    type: NonEmptyStr
+    options: list[Any] | None = None
+
+
+def _entry_kind(value: Any) -> str | None:
+    """A mapping is a field definition when one of the field keys holds a plain
+    value (a nested section named e.g. ``type`` holds a mapping instead)."""
+    if not isinstance(value, dict):
+        return None
+    if any(key in value and not isinstance(value[key], dict) for key in FIELD_KEYS):
+        return FIELD_TAG
+    return SECTION_TAG
+
+
+type MetadataEntry = Annotated[
+    Annotated[FieldDefinition, Tag(FIELD_TAG)]
+    | Annotated[dict[str, MetadataEntry], Tag(SECTION_TAG)],
+    Discriminator(
+        _entry_kind,
+        custom_error_type="metadata_entry",
+        custom_error_message="expected mapping for field definition or nested section",
+    ),
+]
+Section = dict[str, MetadataEntry]
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: NonEmptyStr
+    name: NonEmptyStr
+    pre: dict[str, Section] | None = None
+    post: dict[str, Section] | None = None
+
+
+class MetadataBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    default_profile_id: NonEmptyStr
+    profiles: Annotated[dict[str, Profile], Field(min_length=1)]
+
+
+# --- dataspace.yaml ----------------------------------------------------------------------
+
+
+class DisabledConnection(BaseModel):
+    """A switched-off connection: the other keys may be empty."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: Annotated[bool, Field(strict=True)]
+    connector: OptionalStr = None
+    protocol: OptionalStr = None
+    domain: OptionalStr = None
+    base_path: OptionalStr = None
+    username: OptionalStr = None
+    password: SecretStr | None = None
+    bucket: OptionalStr = None
+    manage_assets_path: OptionalStr = None
+    virtual_group_root: OptionalStr = None
+
+
+class EnabledConnection(BaseModel):
+    """A connection in use: everything needed to log in is required."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: Literal[True]
+    connector: Literal["trident"]
+    protocol: Literal["http", "https"]
+    domain: Annotated[NonEmptyStr, AfterValidator(_no_outer_slash)]
+    base_path: Annotated[NonEmptyStr, AfterValidator(_no_outer_slash)]
+    username: NonEmptyStr
+    # SecretStr: printing or logging the model never shows the password.
+    password: Annotated[SecretStr, AfterValidator(_secret_not_blank)]
+    bucket: NonEmptyStr
+    manage_assets_path: OptionalStr = None
+    virtual_group_root: OptionalStr = None
+
+    @property
+    def service(self) -> str:
+        return f"{self.protocol}://{self.domain}/{self.base_path}"
+
+
+def _connection_kind(value: Any) -> str:
+    if isinstance(value, dict) and value.get("enabled") is True:
+        return f"{TAG_PREFIX}enabled>"
+    return f"{TAG_PREFIX}disabled>"
+
+
+class DataspaceBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    connection: Annotated[
+        Annotated[EnabledConnection, Tag(f"{TAG_PREFIX}enabled>")]
+        | Annotated[DisabledConnection, Tag(f"{TAG_PREFIX}disabled>")],
+        Discriminator(_connection_kind),
+    ]
+
+
+# --- endpoint bodies ---------------------------------------------------------------------
+
+
+class ConfigFileInfoHeader(BaseModel):
+    """The header of a configuration file, as shown to clients."""
+
+    schema_name: str = Field(examples=["sensors_schema"])
+    schema_version: str = Field(examples=["0.0.1"])
+    config_name: str = Field(examples=["General Purpose Sensor File"])
+    config_version: str = Field(examples=["0.0.1"])
+    config_date: str = Field(examples=["2025-01-01T00:00:00+00:00"])
+
+    @classmethod
+    def from_header(cls, header: InfoHeader) -> ConfigFileInfoHeader:
+        return cls(
+            schema_name=header.schema_name,
+            schema_version=header.schema_version,
+            config_name=header.config_name,
+            config_version=header.config_version,
+            config_date=header.config_date,
+        )
+
+
+class ConfigBackup(BaseModel):
+    filename: str = Field(examples=["sensors__20250131T120000Z.yaml"])
+    timestamp: str = Field(description="When the backup was made (UTC, ISO 8601).")
+    info_header: ConfigFileInfoHeader | None
+    error: str | None = Field(None, description="Why info_header is null.")
+
+
+class ConfigFile(BaseModel):
+    name: str = Field(examples=["Sensor Configuration"])
+    filename: str = Field(examples=["sensors.yaml"])
+    backup: list[ConfigBackup] = Field(description="Backups, newest first.")
+    endpoint: str = Field(description="Path segment for download and upload: "
+                          "/config/<endpoint>.", examples=["sensors"])
+    timestamp: str | None = Field(
+        description="Last modification of the current file (UTC, ISO 8601); "
+        "null if the file is missing."
+    )
+    description: str
+    info_header: ConfigFileInfoHeader | None
+    error: str | None = Field(None, description="Why info_header is null.")
+
+
+class ConfigResponse(BaseModel):
+    files: list[ConfigFile]
+
+
+class ConfigRestoreRequest(BaseModel):
+    filename: str = Field(examples=["sensors.yaml"])
+    backup_filename: str = Field(examples=["sensors__20250131T120000Z.yaml"])
+
+
+class DetailResponse(BaseModel):
+    detail: str
