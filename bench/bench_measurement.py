@@ -7,7 +7,8 @@ measured with per-thread CPU clocks.
 
 Reports:
 * API CPU per second of measurement at the default rate with 1 and 10 clients;
-* end-to-end latency (sample time -> WebSocket receipt) p50/p99 with 1 and 10 clients;
+* end-to-end latency (the time the simulator scheduled a frame -> WebSocket receipt of
+  its newest sample) p50/p99 with 1 and 10 clients;
 * the highest rate with 0 loss in the file (simulator rate multiplier);
 * RSS growth over a long measurement (300 s, ``--rss-seconds`` to change).
 """
@@ -150,6 +151,11 @@ class Bench:
         assert response.status_code == 200, response.text
         name = response.json()["data"]["name"]
         started = time.monotonic()
+        device = self.simulator.devices[0]
+        while device.streamer is None or not device.streamer.started_wall:
+            time.sleep(0.001)
+        # When the simulator scheduled frame 0: the true time of the first sample.
+        stream_start = device.streamer.started_wall
         cpu = None
         if window is not None:
             time.sleep(window[0])
@@ -167,13 +173,17 @@ class Bench:
             attributes = h5file.root.acceleration.attrs
             dataloss = float(attributes["dataloss"])
             status = str(attributes["measurement_status"])
-            first_epoch = float(attributes["first_sample_epoch"])
             rows = h5file.root.acceleration.nrows
         path.unlink()
         latencies: list[float] = []
+        # The newest entry of a message is the last of the three samples of its
+        # frame, streamed 2 sample periods after the frame's own time.
+        last_sample = 2 / (DEFAULT_SAMPLE_RATE * self.simulator.rate_multiplier)
         if client_data:
             for records in client_data["records"]:
-                latencies += [received - (first_epoch + newest) for received, newest in records]
+                latencies += [
+                    received - (stream_start + newest - last_sample) for received, newest in records
+                ]
         return {
             "cpu": cpu,
             "dataloss": dataloss,

@@ -49,6 +49,7 @@ from icoapi.system.errors import (
     UnsupportedFeatureError,
 )
 from icoapi.system.link import CanLinkConfig
+from icoapi.system.notifier import BatchingNotifier
 from icoapi.system.schemas import (
     ADCSettings,
     ConnectedDevice,
@@ -164,7 +165,10 @@ class ICOSystem:
             await asyncio.to_thread(self._stop_simulator)
             self._set_state(LinkState.DISCONNECTED)
             return False
-        self._notifier = can.Notifier(self._bus, [], loop=asyncio.get_running_loop())
+        # A short receive timeout lets close() stop the reader thread quickly.
+        self._notifier = BatchingNotifier(
+            self._bus, [], timeout=0.1, loop=asyncio.get_running_loop()
+        )
         self._stu = STU(SPU(self._bus, self._notifier))
         self.link_error = None
         self._set_state(LinkState.STU_CONNECTED)

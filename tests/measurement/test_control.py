@@ -35,7 +35,12 @@ def test_stop_during_run(
     connect_device(client, mac)
     name = start(client, instructions(mac, time=None))["data"]["name"]
     device = simulator.device(mac)
-    assert device.streamer is not None and device.streamer.wait_frames(3000, timeout=30)
+
+    def streamed_enough() -> bool:
+        streamer = device.streamer
+        return streamer is not None and streamer.frames_sent >= 3000
+
+    assert simulator.wait_until(streamed_enough, timeout=30)
     assert client.get("/measurement").json()["running"] is True
     assert client.post("/measurement/stop").json() is None
     # stop returns once the data is in the (closed) file.
