@@ -26,6 +26,7 @@ from icoapi.core.errors import IcoapiError
 from icoapi.core.events import EventBus
 from icoapi.core.logging import setup_logging
 from icoapi.core.paths import AppPaths
+from icoapi.core.security import RequestGuard
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
 from icoapi.core.tasks import TaskRegistry
 from icoapi.files.router import router as files_router
@@ -72,6 +73,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     paths = AppPaths.from_settings(settings)
     paths.ensure()
     redactor, fanout = setup_logging(settings, paths.log_file)
+    if settings.ICOAPI_API_KEY is not None:
+        redactor.register([settings.ICOAPI_API_KEY.get_secret_value()])
+    elif settings.VITE_API_HOSTNAME not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning(
+            "No ICOAPI_API_KEY set: anyone who can reach %s:%d can control the hardware",
+            settings.VITE_API_HOSTNAME,
+            settings.VITE_API_PORT,
+        )
     env_file = env_file_used(settings)
     logger.info(
         "Starting icoapi %s (settings from %s, data in %s)",
@@ -170,6 +179,15 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         allow_methods=["*"],
         allow_headers=["*"],
         expose_headers=["Content-Disposition"],
+    )
+    api_key = settings.ICOAPI_API_KEY.get_secret_value() if settings.ICOAPI_API_KEY else None
+    # Added last, so it runs first: refused requests never reach CORS or a route.
+    app.add_middleware(
+        RequestGuard,
+        allowed_origins=settings.VITE_API_ORIGINS,
+        api_key=api_key,
+        trusted_networks=settings.ICOAPI_TRUSTED_NETWORKS,
+        api_prefix=settings.api_prefix,
     )
     app.add_exception_handler(IcoapiError, _icoapi_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -14,11 +14,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from platformdirs import user_data_dir
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
@@ -36,6 +44,10 @@ def _default_can_interface() -> str:
 
 def _default_can_channel() -> str:
     return "can0" if sys.platform == "linux" else "PCAN_USBBUS1"
+
+
+def _loopback_networks() -> list[IPv4Network | IPv6Network]:
+    return [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")]
 
 
 class SettingsError(Exception):
@@ -63,6 +75,15 @@ class Settings(BaseSettings):
     VITE_API_ORIGINS: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"],
         description="Comma-separated CORS origins allowed to call the API from a browser.",
+    )
+    ICOAPI_API_KEY: SecretStr | None = Field(
+        None,
+        description="If set, API requests must carry this key (X-API-Key header, "
+        "Authorization: Bearer, or ?api_key= for WebSockets and links).",
+    )
+    ICOAPI_TRUSTED_NETWORKS: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=_loopback_networks,
+        description="Comma-separated networks whose clients need no API key.",
     )
     WEBSOCKET_UPDATE_RATE: float = Field(
         60.0, gt=0, le=1000, description="Live-stream messages per second and client."
@@ -112,7 +133,7 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds to wait for post-measurement metadata."
     )
 
-    @field_validator("VITE_API_ORIGINS", mode="before")
+    @field_validator("VITE_API_ORIGINS", "ICOAPI_TRUSTED_NETWORKS", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Query, WebSocket, status
+from fastapi import APIRouter, Query, WebSocket
 from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
@@ -32,8 +32,9 @@ async def list_logs(logs: LogServiceDep) -> LogListResponse:
 async def view_log(
     logs: LogServiceDep,
     file: str = Query(description="Log file name, e.g. icodaq.log."),
-    limit: int = Query(0, ge=0, le=MAX_VIEW_LINES,
-                       description="Only the last N lines; 0 for the whole file."),
+    limit: int = Query(
+        0, ge=0, le=MAX_VIEW_LINES, description="Only the last N lines; 0 for the whole file."
+    ),
 ) -> LogView:
     """The content of a log file (at most its last 10 MiB)."""
     return await logs.view(file, limit)
@@ -50,8 +51,7 @@ async def download_log(logs: LogServiceDep, file: str) -> StreamingResponse:
     return StreamingResponse(
         chunks,
         media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": content_disposition(file),
-                 "Content-Length": str(size)},
+        headers={"Content-Disposition": content_disposition(file), "Content-Length": str(size)},
     )
 
 
@@ -78,11 +78,7 @@ async def _send_lines(websocket: WebSocket, lines: AsyncIterator[str]) -> None:
 @router.websocket("/stream")
 async def stream_logs(websocket: WebSocket, logs: LogServiceDep) -> None:
     """Live log: one text frame per new log line, in the log file's format.
-    Browser pages from origins other than this service and ``VITE_API_ORIGINS``
-    are refused (close code 1008)."""
-    if not logs.origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host")):
-        await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
-        return
+    (Cross-site pages are refused by the request guard, see icoapi.core.security.)"""
     subscription = logs.subscribe()  # before accept: no line after connecting is lost
     try:
         await websocket.accept()

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Buffer, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from icoapi.core.logging import LogFanout, LogSubscription
 from icoapi.core.paths import AppPaths
@@ -115,20 +115,6 @@ class LogService:
         self.max_bytes = settings.LOG_MAX_BYTES
         self.backup_count = settings.LOG_BACKUP_COUNT
         self.fanout = fanout
-        self.allowed_origins = frozenset(settings.VITE_API_ORIGINS)
-
-    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
-        """Whether a WebSocket client may read the live log.
-
-        Browsers send ``Origin``; without this check any web page the user opens
-        could read the log through the user's browser (WebSockets are not
-        subject to CORS). Allowed: non-browser clients (no ``Origin``), the
-        configured CORS origins, and pages served by this service itself."""
-        if origin is None or origin in self.allowed_origins:
-            return True
-        return host is not None and urlsplit(origin).netloc.lower() == host.lower()
-
-    # -- which files --------------------------------------------------------------------
 
     def _is_log_file_name(self, name: str) -> bool:
         return name.startswith(self.log_name) or LOG_FILE_PATTERN.fullmatch(name) is not None
@@ -170,8 +156,7 @@ class LogService:
             return []
         files = []
         for name in sorted(names, key=_sort_key):
-            wanted = name.startswith(self.log_name) if listed_only \
-                else self._is_log_file_name(name)
+            wanted = name.startswith(self.log_name) if listed_only else self._is_log_file_name(name)
             if not wanted:
                 continue
             try:
@@ -200,9 +185,9 @@ class LogService:
             except OSError:
                 size = 0
                 first = last = None
-            infos.append(LogFileInfo(
-                name=name, size=size, first_timestamp=first, last_timestamp=last
-            ))
+            infos.append(
+                LogFileInfo(name=name, size=size, first_timestamp=first, last_timestamp=last)
+            )
         return LogListResponse(
             files=infos,
             directory=str(self.directory),
@@ -250,8 +235,7 @@ class LogService:
         if not complete:
             content = (
                 f"[Only the last {MAX_VIEW_BYTES // (1024 * 1024)} MiB of {name} "
-                f"({size} bytes) are shown; download the file for the complete log.]\n"
-                + content
+                f"({size} bytes) are shown; download the file for the complete log.]\n" + content
             )
         return LogView(filename=name, content=content, truncated=not complete)
 
@@ -262,7 +246,7 @@ class LogService:
         file.seek(size - MAX_VIEW_BYTES)
         data = file.read(MAX_VIEW_BYTES)
         newline = data.find(b"\n")
-        return (data[newline + 1:] if newline >= 0 else data), False
+        return (data[newline + 1 :] if newline >= 0 else data), False
 
     @staticmethod
     def _tail_lines(file: BinaryIO, size: int, lines: int) -> tuple[bytes, bool]:
