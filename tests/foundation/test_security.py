@@ -22,9 +22,11 @@ def test_cross_site_requests_are_refused(tmp_path: Path) -> None:
         assert http.post("/api/v1/measurement/stop", headers=evil).status_code == 403
         # Reading is not a change; CORS keeps the answer from the foreign page.
         assert http.get("/api/v1/state", headers=evil).status_code == 200
-        with pytest.raises(WebSocketDisconnect) as refused:
-            with http.websocket_connect("/api/v1/state", headers=evil):
-                pass
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            http.websocket_connect("/api/v1/state", headers=evil),
+        ):
+            pass
         assert refused.value.code == 1008
         # The web client's origin, the service itself and non-browser clients pass.
         for headers in ({"origin": "http://localhost:5173"}, {"origin": "http://testserver"}, {}):
