@@ -209,7 +209,9 @@ def setup_logging(
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(settings.LOG_LEVEL_UVICORN)
-    # Chatty libraries: their DEBUG output would drown the service's own lines.
+    # Chatty libraries: icotronic logs every CAN request at INFO, which would
+    # drown the service's own lines. Their details show with LOG_LEVEL=DEBUG.
+    library_level = logging.INFO if root.level <= logging.DEBUG else logging.WARNING
     for name in ("can", "icotronic", "multipart", "asyncio", "websockets"):
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+        logging.getLogger(name).setLevel(library_level)
     return redactor, fanout
