@@ -231,6 +231,7 @@ def main() -> None:
         port=settings.VITE_API_PORT,
         log_config=None,
         ws_ping_interval=20,
+        ws_per_message_deflate=settings.WEBSOCKET_COMPRESSION,
     )
 
 

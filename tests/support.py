@@ -43,7 +43,12 @@ class LiveServer:
         self.app = app
         self.port = free_port()
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_config=None, ws_ping_interval=None
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            ws_ping_interval=None,
+            ws_per_message_deflate=app.state.settings.WEBSOCKET_COMPRESSION,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         60.0, gt=0, le=1000, description="Live-stream messages per second and client."
     )
 
+    WEBSOCKET_COMPRESSION: bool = Field(
+        False,
+        description="Offer permessage-deflate on WebSockets: less bandwidth for the "
+        "live stream, but several percent of a CPU core per client.",
+    )
+
     # --- Data and logs --------------------------------------------------------------
     VITE_APPLICATION_FOLDER: str = Field(
         DEFAULT_APPLICATION_FOLDER,
