@@ -35,30 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 from icoapi.api import create_app  # noqa: E402
 from icoapi.simulator import SimulatorConfig  # noqa: E402
+from tests.measurement.helpers import instructions as measurement_instructions  # noqa: E402
 from tests.support import LiveServer, make_settings  # noqa: E402
 
 DEFAULT_SAMPLE_RATE = 38_400_000 / (3 * 21 * 64)
 
 
 def instructions(mac: str, seconds: int | None) -> dict[str, Any]:
-    return {
-        "name": "bench",
-        "mac_address": mac,
-        "time": seconds,
-        "first": {"channel_number": 1, "sensor_id": "acc100g_01"},
-        "second": {"channel_number": 0, "sensor_id": None},
-        "third": {"channel_number": 0, "sensor_id": None},
-        "ift_requested": False,
-        "ift_channel": "first",
-        "ift_window_width": 50,
-        "adc": {
-            "prescaler": 2,
-            "acquisition_time": 8,
-            "oversampling_rate": 64,
-            "reference_voltage": 3.3,
-        },
-        "meta": None,
-    }
+    return measurement_instructions(mac, name="bench", time=seconds, meta=None)
 
 
 # -- client process -------------------------------------------------------------------
