@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import tables
 
+from icoapi.measurement.storage import HDF5_LOCK
+
 # The message to the live clients holds at most this many points (every n-th).
 IFT_MAX_POINTS = 200_000
 MIN_WINDOW_S = 0.005
@@ -27,7 +29,7 @@ def compute_ift(
     """IFT values of ``column`` as ``[{"x": seconds, "y": ift}, ...]``."""
     from icolyzer.iftlibrary import ift_value
 
-    with tables.open_file(str(path), "r") as h5file:
+    with HDF5_LOCK, tables.open_file(str(path), "r") as h5file:
         table = h5file.root.acceleration
         values = table.col(column).astype(np.float64)
         timestamps = table.col("timestamp").astype(np.float64) / 1e6

@@ -31,7 +31,7 @@ from icoapi.measurement.layout import ChannelLayout
 from icoapi.measurement.live import LiveStream
 from icoapi.measurement.metadata import write_metadata
 from icoapi.measurement.schemas import MeasurementInstructions, Metadata
-from icoapi.measurement.storage import MeasurementWriter
+from icoapi.measurement.storage import HDF5_LOCK, MeasurementWriter
 from icoapi.system.schemas import ADCSettings
 from icoapi.system.service import ICOSystem
 
@@ -368,5 +368,5 @@ class MeasurementRun:
 
 def append_metadata(path: Path, prefix: Literal["pre", "post"], metadata: dict[str, Any]) -> None:
     """Add metadata to a closed measurement file."""
-    with tables.open_file(str(path), "a") as h5file:
+    with HDF5_LOCK, tables.open_file(str(path), "a") as h5file:
         write_metadata(h5file, prefix, metadata)

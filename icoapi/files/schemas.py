@@ -1,0 +1,98 @@
+"""Request and response bodies of the measurement-file endpoints."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+CloudStatus = Literal["not_uploaded", "outdated", "updating", "up_to_date", "error", "created"]
+
+
+class DiskCapacity(BaseModel):
+    """Size of the volume holding the measurement directory, in GiB (2 decimals)."""
+
+    total: float | None = Field(default=None, examples=[457.38])
+    available: float | None = Field(default=None, examples=[212.04])
+
+
+class FileCloudDetails(BaseModel):
+    status: CloudStatus = "not_uploaded"
+    id: int | None = None
+    upload_timestamp: str | None = None
+
+
+class MeasurementFileDetails(BaseModel):
+    name: str = Field(examples=["milling__2025-03-01_10-15-00.hdf5"])
+    created: str = Field(
+        description="Local ISO time the file was created (its birth time where the "
+        "platform reports one, else its modification time)."
+    )
+    modified: str = Field(description="Local ISO time of the last modification.")
+    size: int = Field(description="Size in bytes.")
+    cloud: FileCloudDetails = Field(default_factory=FileCloudDetails)
+
+
+class FileListResponse(BaseModel):
+    capacity: DiskCapacity
+    files: list[MeasurementFileDetails] = Field(description="Newest first.")
+    directory: str = Field(description="Absolute path of the measurement directory.")
+
+
+class DeleteResponse(BaseModel):
+    detail: str = Field(examples=["File 'milling__2025-03-01_10-15-00.hdf5' deleted successfully"])
+
+
+class HDF5NodeInfo(BaseModel):
+    name: str = Field(examples=["acceleration"])
+    type: str = Field(examples=["Table"])
+    path: str = Field(examples=["/acceleration"])
+    attributes: dict[str, Any] = Field(
+        description="All HDF5 attributes of the node. Text that is JSON is parsed "
+        "(\"true\" → true, pre_metadata/post_metadata → objects); pictures are merged "
+        "back into the metadata parameters."
+    )
+
+
+class StoredSensor(BaseModel):
+    """A row of the file's ``/sensors`` table."""
+
+    channel: str | None = Field(
+        default=None, description="first, second or third (files written by this service)."
+    )
+    name: str
+    sensor_type: str | None = None
+    sensor_id: str
+    unit: str
+    dimension: str = ""
+    phys_min: float
+    phys_max: float
+    volt_min: float
+    volt_max: float
+    scaling_factor: float
+    offset: float
+
+
+class EmbeddedFileInfo(BaseModel):
+    dataset_name: str = Field(examples=["hello_txt"])
+    original_name: str = Field(examples=["hello.txt"])
+    mime: str = Field(examples=["text/plain"])
+    size: int = Field(examples=[6])
+
+
+class EmbeddedFileDetails(EmbeddedFileInfo):
+    download_path: str = Field(examples=["files/measurement.hdf5/embedded/hello_txt"])
+
+
+class ParsedMetadata(BaseModel):
+    acceleration: HDF5NodeInfo
+    pictures: dict[str, list[str]] = Field(
+        default_factory=dict, description="Picture arrays by node name (e.g. pre__tool_pictures)."
+    )
+    sensors: list[StoredSensor] = Field(default_factory=list)
+    embedded_files: list[EmbeddedFileDetails] = Field(default_factory=list)
+
+
+class EmbeddedDeleteResponse(BaseModel):
+    file_name: str
+    dataset_name: str

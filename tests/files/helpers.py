@@ -1,0 +1,59 @@
+"""Constants and a measurement-file writer shared by the files tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icoapi.measurement.storage import MeasurementWriter, SensorRow
+
+API = "/api/v1"
+FILE_NOT_FOUND = {"detail": "File not found. Check your measurement directory."}
+INVALID_HDF5 = {"detail": "Target file is not a valid HDF5 file."}
+
+SENSORS = {
+    "first": SensorRow(
+        channel="first", name="Acceleration 100g", sensor_id="acc100g_01", unit="g",
+        dimension="Acceleration", phys_min=-100, phys_max=100, volt_min=0.33,
+        volt_max=2.97, sensor_type="ADXL1001", channel_number=1,
+    ),
+    "second": SensorRow(
+        channel="second", name="Temperature", sensor_id="temp_01", unit="°C",
+        dimension="Temperature", phys_min=-40, phys_max=125, volt_min=0.772,
+        volt_max=1.267, sensor_type="ADXL358C", channel_number=5,
+    ),
+    "third": SensorRow(
+        channel="third", name="Photodiode", sensor_id="photo_01", unit="-",
+        dimension="Light", phys_min=0, phys_max=1, volt_min=0, volt_max=3.3,
+        channel_number=6,
+    ),
+}
+
+
+
+def write_measurement(
+    path: Path,
+    frames: int = 2500,
+    channels: tuple[str, ...] = ("first", "second", "third"),
+    batch: int = 100_000,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """A measurement file as the runner writes it (values = frame index + channel/10)."""
+    per_frame = 2 if len(channels) == 2 else 3
+    writer = MeasurementWriter(
+        path, list(channels), [SENSORS[c] for c in channels],
+        {"adc_reference_voltage": 3.3, "sample_rate": 9523.81,
+         "channel_sample_rate": 9523.81 / len(channels)},
+    )
+    writer.start()
+    if metadata is not None:
+        writer.write_metadata("pre", metadata)
+    for start in range(0, frames, batch):
+        index = np.arange(start, min(start + batch, frames))
+        values = index[:, None] + np.arange(per_frame)[None, :] / 10
+        writer.append(index % 256, index / 3174.6, values.astype(np.float32))
+    writer.close({"measurement_status": "completed"})
+    assert writer.error is None
+    return path
