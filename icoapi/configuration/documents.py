@@ -138,12 +138,9 @@ def _duplicate_keys(node: yaml.Node, loc: Loc, seen: set[int]) -> list[Problem]:
             name = key.value if isinstance(key, yaml.ScalarNode) else None
             if name is not None and name != "<<":
                 if name in keys:
-                    problems.append(
-                        Problem((*loc, name), "duplicate key", key.start_mark.line + 1)
-                    )
+                    problems.append(Problem((*loc, name), "duplicate key", key.start_mark.line + 1))
                 keys.add(name)
-            problems.extend(_duplicate_keys(value, (*loc, name if name is not None else "?"),
-                                            seen))
+            problems.extend(_duplicate_keys(value, (*loc, name if name is not None else "?"), seen))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             problems.extend(_duplicate_keys(item, (*loc, index), seen))
@@ -216,8 +213,9 @@ def problems_from_validation_error(error: ValidationError, prefix: Loc = ()) -> 
     problems = []
     for item in error.errors(include_url=False, include_input=False):
         loc: Loc = tuple(
-            part for part in item["loc"] if not (isinstance(part, str)
-                                                 and part.startswith(TAG_PREFIX))
+            part
+            for part in item["loc"]
+            if not (isinstance(part, str) and part.startswith(TAG_PREFIX))
         )
         kind = item["type"]
         message = _MESSAGES.get(kind, item["msg"])

@@ -34,8 +34,10 @@ router = APIRouter(prefix="/config", tags=["Configuration"])
 
 YAML_MEDIA_TYPE = "application/x-yaml"
 YAML_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {YAML_MEDIA_TYPE: {"schema": {"type": "string"}}},
-          "description": "The YAML file."}
+    200: {
+        "content": {YAML_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        "description": "The YAML file.",
+    }
 }
 UPLOAD_ERRORS = error_responses(
     InvalidYamlError,
@@ -58,13 +60,17 @@ def _yaml_response(content: bytes, kind: ConfigKind) -> Response:
     )
 
 
-async def _upload(service: ConfigServiceDep, kind: ConfigKind, file: UploadFile
-                  ) -> ConfigFileInfoHeader:
+async def _upload(
+    service: ConfigServiceDep, kind: ConfigKind, file: UploadFile
+) -> ConfigFileInfoHeader:
     return await service.upload(kind, file.content_type, file.read)
 
 
-@router.get("/meta", response_class=Response, responses={
-    **YAML_RESPONSE, **error_responses(ConfigFileNotFoundError)})
+@router.get(
+    "/meta",
+    response_class=Response,
+    responses={**YAML_RESPONSE, **error_responses(ConfigFileNotFoundError)},
+)
 async def get_metadata_config(service: ConfigServiceDep) -> Response:
     """``metadata.yaml``: the pre- and post-measurement metadata profiles."""
     return _yaml_response(await service.read(METADATA), METADATA)
@@ -78,8 +84,11 @@ async def upload_metadata_config(
     return await _upload(service, METADATA, file)
 
 
-@router.get("/sensors", response_class=Response, responses={
-    **YAML_RESPONSE, **error_responses(ConfigFileNotFoundError)})
+@router.get(
+    "/sensors",
+    response_class=Response,
+    responses={**YAML_RESPONSE, **error_responses(ConfigFileNotFoundError)},
+)
 async def get_sensors_config(service: ConfigServiceDep) -> Response:
     """``sensors.yaml``: sensor definitions and holder configurations."""
     return _yaml_response(await service.read(SENSORS), SENSORS)
@@ -93,8 +102,11 @@ async def upload_sensors_config(
     return await _upload(service, SENSORS, file)
 
 
-@router.get("/dataspace", response_class=Response, responses={
-    **YAML_RESPONSE, **error_responses(ConfigFileNotFoundError, ConfigUnreadableError)})
+@router.get(
+    "/dataspace",
+    response_class=Response,
+    responses={**YAML_RESPONSE, **error_responses(ConfigFileNotFoundError, ConfigUnreadableError)},
+)
 async def get_dataspace_config(service: ConfigServiceDep) -> Response:
     """``dataspace.yaml`` with passwords, tokens and secrets shown as ``***``."""
     return _yaml_response(await service.read_masked(DATASPACE), DATASPACE)

@@ -223,8 +223,10 @@ class ConfigFile(BaseModel):
     name: str = Field(examples=["Sensor Configuration"])
     filename: str = Field(examples=["sensors.yaml"])
     backup: list[ConfigBackup] = Field(description="Backups, newest first.")
-    endpoint: str = Field(description="Path segment for download and upload: "
-                          "/config/<endpoint>.", examples=["sensors"])
+    endpoint: str = Field(
+        description="Path segment for download and upload: /config/<endpoint>.",
+        examples=["sensors"],
+    )
     timestamp: str | None = Field(
         description="Last modification of the current file (UTC, ISO 8601); "
         "null if the file is missing."

@@ -74,14 +74,16 @@ logger = logging.getLogger(__name__)
 MAX_CONFIG_BYTES = 1024 * 1024
 UPLOAD_CHUNK_BYTES = 64 * 1024
 MAX_BACKUPS = 20
-ALLOWED_MEDIA_TYPES = frozenset({
-    "application/x-yaml",
-    "application/yaml",
-    "text/yaml",
-    "text/x-yaml",
-    "application/octet-stream",
-    "text/plain",
-})
+ALLOWED_MEDIA_TYPES = frozenset(
+    {
+        "application/x-yaml",
+        "application/yaml",
+        "text/yaml",
+        "text/x-yaml",
+        "application/octet-stream",
+        "text/plain",
+    }
+)
 BACKUP_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 # Keys whose values are credentials, anywhere in a document.
 SECRET_KEY = re.compile(r"pass(word|wd|phrase)?$|token|secret|api[-_]?key|credential", re.I)
@@ -104,8 +106,9 @@ def _metadata_problems(data: Any) -> list[Problem]:
         body = MetadataBody.model_validate(data)
         ids = set(body.profiles) | {profile.id for profile in body.profiles.values()}
         if body.default_profile_id not in ids:
-            problems.append(Problem(("default_profile_id",),
-                                    f"unknown profile '{body.default_profile_id}'"))
+            problems.append(
+                Problem(("default_profile_id",), f"unknown profile '{body.default_profile_id}'")
+            )
     return problems
 
 
@@ -164,8 +167,7 @@ METADATA = ConfigKind(
     filename="metadata.yaml",
     endpoint="meta",
     title="Metadata Configuration",
-    description="Configuration file containing your pre- and post-measurement metadata "
-    "profiles.",
+    description="Configuration file containing your pre- and post-measurement metadata profiles.",
     schema_message="Provided YAML does not satisfy metadata schema.",
     validate_body=_metadata_problems,
 )
@@ -173,8 +175,7 @@ SENSORS = ConfigKind(
     filename="sensors.yaml",
     endpoint="sensors",
     title="Sensor Configuration",
-    description="Configuration file containing sensor definitions and tool holder "
-    "configurations.",
+    description="Configuration file containing sensor definitions and tool holder configurations.",
     schema_message="Provided YAML does not satisfy sensors schema.",
     validate_body=_sensor_problems,
 )
@@ -215,8 +216,12 @@ def secrets_in(data: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(data, dict):
         for key, value in data.items():
-            if isinstance(key, str) and SECRET_KEY.search(key) \
-                    and isinstance(value, str | int | float) and not isinstance(value, bool):
+            if (
+                isinstance(key, str)
+                and SECRET_KEY.search(key)
+                and isinstance(value, str | int | float)
+                and not isinstance(value, bool)
+            ):
                 found.add(str(value))
             else:
                 found |= secrets_in(value)
@@ -360,9 +365,7 @@ class ConfigService:
                 f"Configuration file {kind.filename} is not valid YAML ({error}); it is "
                 "not shown because it may contain secrets."
             ) from error
-        text = yaml.safe_dump(
-            mask_secrets(document.data), sort_keys=False, allow_unicode=True
-        )
+        text = yaml.safe_dump(mask_secrets(document.data), sort_keys=False, allow_unicode=True)
         return text.encode("utf-8")
 
     # -- upload ---------------------------------------------------------------------------
@@ -458,8 +461,11 @@ class ConfigService:
         stamp = now.strftime(BACKUP_TIME_FORMAT)
         # Continue after the highest counter of this second: reusing a number that
         # pruning freed would make the new backup sort as the oldest one.
-        used = [key[1] for name in os.listdir(folder)
-                if (key := kind.backup_key(name)) is not None and key[0] == now]
+        used = [
+            key[1]
+            for name in os.listdir(folder)
+            if (key := kind.backup_key(name)) is not None and key[0] == now
+        ]
         for attempt in count(max(used) + 1 if used else 0):
             name = f"{kind.stem}__{stamp}{f'_{attempt}' if attempt else ''}{kind.suffix}"
             destination = folder / name
@@ -494,7 +500,7 @@ class ConfigService:
         return [(name, key[0]) for key, name in keyed]
 
     def _prune_backups(self, kind: ConfigKind) -> None:
-        for name, _ in self._backups(kind)[self.max_backups:]:
+        for name, _ in self._backups(kind)[self.max_backups :]:
             try:
                 (self.paths.config_backup / name).unlink()
             except OSError as error:
@@ -532,23 +538,21 @@ class ConfigService:
     def _describe(self, kind: ConfigKind) -> ConfigFile:
         path = self.path(kind)
         try:
-            modified: str | None = datetime.fromtimestamp(
-                path.stat().st_mtime, UTC
-            ).isoformat()
+            modified: str | None = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()
             header, error = self._read_header(kind, path)
         except FileNotFoundError:
             modified, header, error = None, None, f"{kind.filename} does not exist."
         backups = []
         for name, stamp in self._backups(kind):
-            backup_header, backup_error = self._read_header(
-                kind, self.paths.config_backup / name
+            backup_header, backup_error = self._read_header(kind, self.paths.config_backup / name)
+            backups.append(
+                ConfigBackup(
+                    filename=name,
+                    timestamp=stamp.isoformat(),
+                    info_header=backup_header,
+                    error=backup_error,
+                )
             )
-            backups.append(ConfigBackup(
-                filename=name,
-                timestamp=stamp.isoformat(),
-                info_header=backup_header,
-                error=backup_error,
-            ))
         return ConfigFile(
             name=kind.title,
             filename=kind.filename,

@@ -79,8 +79,10 @@ async def list_files(files: FilesDep) -> FileListResponse:
     "/analyze",
     response_class=PlainTextResponse,
     responses={
-        200: {"content": {"text/plain": {"example": "upload.hdf5"}},
-              "description": "The name the file was stored under."},
+        200: {
+            "content": {"text/plain": {"example": "upload.hdf5"}},
+            "description": "The name the file was stored under.",
+        },
         **error_responses(
             InvalidFileNameError, InvalidUploadError, InvalidHDF5Error, UploadTooLargeError
         ),
@@ -120,7 +122,7 @@ async def analyze_metadata(
         200: {
             "content": {"application/json": {}},
             "description": "Newline-delimited JSON: the metadata, then for each block "
-            "of 1000 rows every 10th row and a progress line, then {\"progress\": 1.0}.",
+            'of 1000 rows every 10th row and a progress line, then {"progress": 1.0}.',
         },
         **error_responses(*READ_ERRORS, AccelerationDataNotFoundError),
     },
@@ -130,9 +132,7 @@ async def analyze_file(path: MeasurementFile, files: FilesDep) -> StreamingRespo
     return StreamingResponse(await files.analyze(path), media_type="application/json")
 
 
-META_ERRORS = error_responses(
-    *READ_ERRORS, AccelerationDataNotFoundError, FileOperationError
-)
+META_ERRORS = error_responses(*READ_ERRORS, AccelerationDataNotFoundError, FileOperationError)
 
 
 @router.post("/pre_meta/{name}", response_model=None, responses=META_ERRORS)

@@ -49,7 +49,7 @@ class HDF5NodeInfo(BaseModel):
     path: str = Field(examples=["/acceleration"])
     attributes: dict[str, Any] = Field(
         description="All HDF5 attributes of the node. Text that is JSON is parsed "
-        "(\"true\" → true, pre_metadata/post_metadata → objects); pictures are merged "
+        '("true" → true, pre_metadata/post_metadata → objects); pictures are merged '
         "back into the metadata parameters."
     )
 

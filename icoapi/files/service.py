@@ -70,8 +70,9 @@ EMBEDDED_CHUNK = MIB
 READ_BUFFER = MIB
 STALE_UPLOAD_SECONDS = 24 * 3600
 _FORBIDDEN_PARTS = ("..", "/", "\\", "%2f", "%5c", "%00", ":")
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue",
-                          "ß": "ss"})
+_UMLAUTS = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
+)
 
 
 def check_measurement_name(name: str) -> None:
@@ -192,8 +193,7 @@ def _open_hdf5(path: Path, mode: Literal["r", "a"]) -> tables.File:
         h5 = tables.open_file(str(path), mode=mode, IO_BUFFER_SIZE=READ_BUFFER)
     except ValueError as error:
         raise FileInUseError(
-            "The file is open in another operation (e.g. a running measurement). "
-            "Try again later."
+            "The file is open in another operation (e.g. a running measurement). Try again later."
         ) from error
     except Exception as error:
         if mode == "r":
@@ -274,9 +274,7 @@ class MeasurementFileService:
         """:raises FileInUseError: if a running measurement writes this file."""
         in_use = self.files_in_use()
         if path.name in in_use or path.resolve().name in in_use:
-            raise FileInUseError(
-                f"File '{path.name}' is being written by a running measurement."
-            )
+            raise FileInUseError(f"File '{path.name}' is being written by a running measurement.")
 
     # -- listing and deletion ----------------------------------------------------
 
@@ -307,15 +305,17 @@ class MeasurementFileService:
                 except OSError:
                     continue  # vanished or unreadable meanwhile
                 created = getattr(stat, "st_birthtime", None) or stat.st_mtime
-                files.append((
-                    created,
-                    MeasurementFileDetails(
-                        name=entry.name,
-                        created=_iso(created),
-                        modified=_iso(stat.st_mtime),
-                        size=stat.st_size,
-                    ),
-                ))
+                files.append(
+                    (
+                        created,
+                        MeasurementFileDetails(
+                            name=entry.name,
+                            created=_iso(created),
+                            modified=_iso(stat.st_mtime),
+                            size=stat.st_size,
+                        ),
+                    )
+                )
         files.sort(key=lambda item: (item[0], item[1].name), reverse=True)
         return FileListResponse(
             capacity=capacity,
@@ -363,8 +363,7 @@ class MeasurementFileService:
     ) -> tuple[dict[str, Any], int]:
         table = _acceleration(h5)
         attributes = {
-            key: _parse_text(value)
-            for key, value in metadata_io.node_attributes(table).items()
+            key: _parse_text(value) for key, value in metadata_io.node_attributes(table).items()
         }
         pictures: dict[str, list[str]] = {}
         for prefix, by_key in metadata_io.read_pictures(h5).items():
@@ -393,13 +392,17 @@ class MeasurementFileService:
         table = h5.get_node("/sensors")
         sensors = []
         for row in table.read(0, min(table.nrows, 100)):
-            values = {
-                column: metadata_io.plain_value(row[column]) for column in table.colnames
-            }
+            values = {column: metadata_io.plain_value(row[column]) for column in table.colnames}
             for column in ("name", "sensor_id", "unit", "dimension"):
                 values[column] = str(values.get(column) or "")
-            for column in ("phys_min", "phys_max", "volt_min", "volt_max",
-                           "scaling_factor", "offset"):
+            for column in (
+                "phys_min",
+                "phys_max",
+                "volt_min",
+                "volt_max",
+                "scaling_factor",
+                "offset",
+            ):
                 number = values.get(column)
                 values[column] = float(number) if isinstance(number, int | float) else 0.0
             values["sensor_type"] = values.get("sensor_type") or None
@@ -425,9 +428,7 @@ class MeasurementFileService:
             )
         return result
 
-    async def _analyze_stream(
-        self, path: Path, header: bytes, nrows: int
-    ) -> AsyncIterator[bytes]:
+    async def _analyze_stream(self, path: Path, header: bytes, nrows: int) -> AsyncIterator[bytes]:
         # The file is opened per chunk: no handle outlives a step, so a client that
         # goes away leaves nothing open, and metadata edits can run in between.
         yield header
@@ -457,9 +458,7 @@ class MeasurementFileService:
                 "name": path.name,
                 "counter": _numbers(block["counter"]) if "counter" in fields else [],
                 "timestamp": (
-                    _numbers(block["timestamp"].astype(np.float64))
-                    if "timestamp" in fields
-                    else []
+                    _numbers(block["timestamp"].astype(np.float64)) if "timestamp" in fields else []
                 ),
                 "datasets": [{"name": c, "data": _numbers(block[c])} for c in columns],
             }
@@ -576,8 +575,12 @@ class MeasurementFileService:
                 dataset = f"{base}__{counter}"
                 counter += 1
             array = h5.create_earray(
-                group, dataset, tables.UInt8Atom(), shape=(0,),
-                expectedrows=max(upload.size, 1), title=upload.filename[:200],
+                group,
+                dataset,
+                tables.UInt8Atom(),
+                shape=(0,),
+                expectedrows=max(upload.size, 1),
+                title=upload.filename[:200],
             )
         with upload.path.open("rb") as source:
             while chunk := source.read(EMBEDDED_CHUNK):
@@ -612,9 +615,7 @@ class MeasurementFileService:
             raise MeasurementFileNotFoundError()
         return node
 
-    def _embedded_node_info(
-        self, path: Path, dataset: str
-    ) -> tuple[EmbeddedFileInfo, int, int]:
+    def _embedded_node_info(self, path: Path, dataset: str) -> tuple[EmbeddedFileInfo, int, int]:
         with HDF5_LOCK:
             h5 = _open_hdf5(path, "r")
             try:

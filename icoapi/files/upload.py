@@ -171,12 +171,14 @@ async def receive_files(
                 elif kind == "end" and current is not None:
                     await _write_buffer(current)
                     await run_blocking(_close_handle, current)
-                    received.append(ReceivedFile(
-                        path=current.path,
-                        filename=current.filename,
-                        content_type=current.content_type,
-                        size=current.size,
-                    ))
+                    received.append(
+                        ReceivedFile(
+                            path=current.path,
+                            filename=current.filename,
+                            content_type=current.content_type,
+                            size=current.size,
+                        )
+                    )
                     current = None
             events.queue.clear()
         if current is not None:

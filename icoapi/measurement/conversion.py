@@ -127,10 +127,7 @@ class SampleConverter:
         """Converter from one sensor definition per active channel."""
         return cls(
             reference_voltage,
-            [
-                sensor_coefficients(s.phys_min, s.phys_max, s.volt_min, s.volt_max)
-                for s in sensors
-            ],
+            [sensor_coefficients(s.phys_min, s.phys_max, s.volt_min, s.volt_max) for s in sensors],
         )
 
     def convert(self, raw: npt.ArrayLike, layout: ChannelLayout) -> npt.NDArray[np.float32]:
@@ -145,8 +142,7 @@ class SampleConverter:
             )
         if values.ndim != 2 or values.shape[1] != layout.values_per_frame:
             raise ValueError(
-                f"expected raw values of shape (n, {layout.values_per_frame}), "
-                f"got {values.shape}"
+                f"expected raw values of shape (n, {layout.values_per_frame}), got {values.shape}"
             )
         if layout.single:
             a = np.repeat(self.a, layout.values_per_frame)

@@ -112,7 +112,12 @@ SENSOR_STRINGS = {
     "dimension": 100,
 }
 SENSOR_FLOATS = (
-    "phys_min", "phys_max", "volt_min", "volt_max", "scaling_factor", "offset",
+    "phys_min",
+    "phys_max",
+    "volt_min",
+    "volt_max",
+    "scaling_factor",
+    "offset",
 )
 
 
@@ -211,9 +216,9 @@ class MeasurementWriter:
         self.path = Path(path)
         self.layout = ChannelLayout.of(channels)
         sensor_channels = [sensor.channel for sensor in sensors]
-        if len(set(sensor_channels)) != len(sensor_channels) or not set(
-            sensor_channels
-        ) <= set(self.layout.channels):
+        if len(set(sensor_channels)) != len(sensor_channels) or not set(sensor_channels) <= set(
+            self.layout.channels
+        ):
             raise ValueError(
                 f"sensors must belong to distinct active channels {self.layout.channels}, "
                 f"got {sensor_channels}"
@@ -227,8 +232,10 @@ class MeasurementWriter:
             rate = self.attributes.get("sample_rate")
         self._sample_spacing_us = 1e6 / float(rate) if self.layout.single and rate else 0.0
         if self.layout.single and not rate:
-            logger.warning("No channel sample rate for %s: samples of a frame share "
-                           "one timestamp", self.path.name)
+            logger.warning(
+                "No channel sample rate for %s: samples of a frame share one timestamp",
+                self.path.name,
+            )
 
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=queue_batches)
         self._thread: threading.Thread | None = None
@@ -429,7 +436,9 @@ class MeasurementWriter:
         if self._error is None:
             self._error = error
             logger.error(
-                "Writing measurement file %s failed: %s", self.path, describe_error(error),
+                "Writing measurement file %s failed: %s",
+                self.path,
+                describe_error(error),
                 exc_info=error,
             )
 
@@ -478,9 +487,15 @@ class MeasurementWriter:
         voltage = attrs.get("adc_reference_voltage")
         if isinstance(voltage, int | float):
             attrs["adc_reference_voltage"] = str(voltage)
-        adc = [attrs.get(key) for key in (
-            "sample_rate", "adc_prescaler", "adc_acquisition_time", "adc_oversampling_rate"
-        )]
+        adc = [
+            attrs.get(key)
+            for key in (
+                "sample_rate",
+                "adc_prescaler",
+                "adc_acquisition_time",
+                "adc_oversampling_rate",
+            )
+        ]
         if "Sample_Rate" not in attrs and all(isinstance(v, int | float) for v in adc):
             # icotronic's own text form (Storage.write_sample_rate)
             attrs["Sample_Rate"] = (
@@ -604,4 +619,3 @@ def iter_channel(
     finally:
         with HDF5_LOCK:
             h5.close()
-

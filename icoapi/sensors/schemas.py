@@ -200,8 +200,11 @@ def _reference_problems(data: Any) -> list[Problem]:
             sensor_id = entry.get("sensor_id") if isinstance(entry, dict) else None
             if isinstance(sensor_id, str) and sensor_id.strip():
                 if sensor_id in sensor_ids:
-                    problems.append(Problem(("sensors", index, "sensor_id"),
-                                            f"duplicate sensor_id '{sensor_id}'"))
+                    problems.append(
+                        Problem(
+                            ("sensors", index, "sensor_id"), f"duplicate sensor_id '{sensor_id}'"
+                        )
+                    )
                 sensor_ids.add(sensor_id)
     configuration_ids: set[str] = set()
     configurations = data.get("sensor_configurations")
@@ -212,27 +215,35 @@ def _reference_problems(data: Any) -> list[Problem]:
             configuration_id = entry.get("configuration_id")
             if isinstance(configuration_id, str) and configuration_id.strip():
                 if configuration_id in configuration_ids:
-                    problems.append(Problem(
-                        ("sensor_configurations", index, "configuration_id"),
-                        f"duplicate configuration_id '{configuration_id}'",
-                    ))
+                    problems.append(
+                        Problem(
+                            ("sensor_configurations", index, "configuration_id"),
+                            f"duplicate configuration_id '{configuration_id}'",
+                        )
+                    )
                 configuration_ids.add(configuration_id)
             channels = entry.get("channels")
             if not isinstance(channels, dict) or not isinstance(sensors, list):
                 continue
             for channel, reference in channels.items():
                 sensor_id = reference.get("sensor_id") if isinstance(reference, dict) else None
-                if isinstance(sensor_id, str) and sensor_id.strip() \
-                        and sensor_id not in sensor_ids:
-                    problems.append(Problem(
-                        ("sensor_configurations", index, "channels", channel, "sensor_id"),
-                        f"unknown sensor_id '{sensor_id}'",
-                    ))
+                if isinstance(sensor_id, str) and sensor_id.strip() and sensor_id not in sensor_ids:
+                    problems.append(
+                        Problem(
+                            ("sensor_configurations", index, "channels", channel, "sensor_id"),
+                            f"unknown sensor_id '{sensor_id}'",
+                        )
+                    )
     default_id = data.get("default_configuration_id")
-    if isinstance(default_id, str) and default_id and isinstance(configurations, list) \
-            and default_id not in configuration_ids:
-        problems.append(Problem(("default_configuration_id",),
-                                f"unknown configuration '{default_id}'"))
+    if (
+        isinstance(default_id, str)
+        and default_id
+        and isinstance(configurations, list)
+        and default_id not in configuration_ids
+    ):
+        problems.append(
+            Problem(("default_configuration_id",), f"unknown configuration '{default_id}'")
+        )
     return problems
 
 

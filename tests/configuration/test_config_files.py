@@ -15,8 +15,9 @@ from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, w
 CONFIG = "/api/v1/config"
 
 
-@pytest.mark.parametrize(("endpoint", "filename"),
-                         [("meta", "metadata.yaml"), ("sensors", "sensors.yaml")])
+@pytest.mark.parametrize(
+    ("endpoint", "filename"), [("meta", "metadata.yaml"), ("sensors", "sensors.yaml")]
+)
 def test_download_returns_the_file(api: TestClient, endpoint: str, filename: str) -> None:
     response = api.get(f"{CONFIG}/{endpoint}", params={"t": "1700000000000"})
     assert response.status_code == 200
@@ -27,8 +28,10 @@ def test_download_returns_the_file(api: TestClient, endpoint: str, filename: str
     assert yaml.safe_load(response.text)["info"]["config_version"]
 
 
-@pytest.mark.parametrize(("endpoint", "filename"), [
-    ("meta", "metadata.yaml"), ("sensors", "sensors.yaml"), ("dataspace", "dataspace.yaml")])
+@pytest.mark.parametrize(
+    ("endpoint", "filename"),
+    [("meta", "metadata.yaml"), ("sensors", "sensors.yaml"), ("dataspace", "dataspace.yaml")],
+)
 def test_download_of_missing_file_is_404(
     api: TestClient, paths: AppPaths, endpoint: str, filename: str
 ) -> None:
@@ -58,10 +61,12 @@ def test_dataspace_download_of_broken_file_is_422(api: TestClient, paths: AppPat
     (paths.config / "dataspace.yaml").write_text("connection: {password: [x\n", "utf-8")
     response = api.get(f"{CONFIG}/dataspace")
     assert response.status_code == 422
-    assert response.json() == {"detail": (
-        "Configuration file dataspace.yaml is not valid YAML (line 2, column 1: expected ',' "
-        "or ']', but got '<stream end>'); it is not shown because it may contain secrets."
-    )}
+    assert response.json() == {
+        "detail": (
+            "Configuration file dataspace.yaml is not valid YAML (line 2, column 1: expected ',' "
+            "or ']', but got '<stream end>'); it is not shown because it may contain secrets."
+        )
+    }
 
 
 def test_listing_of_shipped_files(api: TestClient) -> None:
@@ -78,8 +83,7 @@ def test_listing_of_shipped_files(api: TestClient) -> None:
         "Configuration file containing sensor definitions and tool holder configurations.",
         "Configuration file containing your data space connection settings.",
     ]
-    for entry, name in zip(files, ("metadata.yaml", "sensors.yaml", "dataspace.yaml"),
-                           strict=True):
+    for entry, name in zip(files, ("metadata.yaml", "sensors.yaml", "dataspace.yaml"), strict=True):
         assert entry["backup"] == []
         assert entry["error"] is None
         assert datetime.fromisoformat(entry["timestamp"]).tzinfo is not None
@@ -98,8 +102,9 @@ def test_listing_survives_broken_and_missing_files(api: TestClient, paths: AppPa
     assert response.status_code == 200
     metadata, sensor_file, dataspace = response.json()["files"]
     assert metadata["info_header"] is None
-    assert metadata["error"] == ("Not valid YAML: line 2, column 1: expected ',' or ']', "
-                                 "but got '<stream end>'.")
+    assert metadata["error"] == (
+        "Not valid YAML: line 2, column 1: expected ',' or ']', but got '<stream end>'."
+    )
     assert metadata["timestamp"] is not None
     assert sensor_file["info_header"] is None
     assert sensor_file["error"] == "Invalid header: info: required field is missing (line 1)"
@@ -119,8 +124,9 @@ def test_listing_of_empty_file_and_bad_header_values(api: TestClient, paths: App
 
 
 def upload(api: TestClient, endpoint: str, content: bytes) -> None:
-    response = api.post(f"{CONFIG}/{endpoint}",
-                        files={"file": ("x.yaml", content, "application/x-yaml")})
+    response = api.post(
+        f"{CONFIG}/{endpoint}", files={"file": ("x.yaml", content, "application/x-yaml")}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -133,8 +139,7 @@ def test_backups_are_listed_newest_first(api: TestClient, paths: AppPaths) -> No
 
     metadata = api.get(f"{CONFIG}/backup").json()["files"][0]
 
-    versions = [b["info_header"] and b["info_header"]["config_version"]
-                for b in metadata["backup"]]
+    versions = [b["info_header"] and b["info_header"]["config_version"] for b in metadata["backup"]]
     assert versions == ["2", "1", "0.0.1", None]
     names = [b["filename"] for b in metadata["backup"]]
     assert names[-1] == "metadata__20000101T000000Z.yaml"
@@ -156,12 +161,12 @@ def test_backup_retention(api: TestClient, paths: AppPaths) -> None:
     assert len(list(paths.config_backup.glob("sensors__*"))) == 20
     # The shipped file and v0 were the oldest and are gone.
     assert [b["info_header"]["config_name"] for b in backups] == [
-        f"v{number}" for number in range(20, 0, -1)]
+        f"v{number}" for number in range(20, 0, -1)
+    ]
 
 
 def test_listing_of_oversized_file(api: TestClient, paths: AppPaths) -> None:
     content = dump(shipped("metadata.yaml")) + b"#" * (1024 * 1024)
     (paths.config / "metadata.yaml").write_bytes(content)
     metadata = api.get(f"{CONFIG}/backup").json()["files"][0]
-    assert (metadata["info_header"], metadata["error"]) == (
-        None, "The file is larger than 1 MiB.")
+    assert (metadata["info_header"], metadata["error"]) == (None, "The file is larger than 1 MiB.")

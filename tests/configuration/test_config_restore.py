@@ -21,14 +21,16 @@ RESTORED = {"detail": "Configuration restored successfully."}
 
 
 def upload(api: TestClient, endpoint: str, content: bytes) -> None:
-    response = api.post(f"{CONFIG}/{endpoint}",
-                        files={"file": ("x.yaml", content, "application/x-yaml")})
+    response = api.post(
+        f"{CONFIG}/{endpoint}", files={"file": ("x.yaml", content, "application/x-yaml")}
+    )
     assert response.status_code == 200, response.text
 
 
 def restore(api: TestClient, filename: str, backup_filename: str) -> Any:
-    return api.put(f"{CONFIG}/restore",
-                   json={"filename": filename, "backup_filename": backup_filename})
+    return api.put(
+        f"{CONFIG}/restore", json={"filename": filename, "backup_filename": backup_filename}
+    )
 
 
 def only_backup(paths: AppPaths, stem: str) -> str:
@@ -52,9 +54,18 @@ def test_restore_brings_back_backup_and_keeps_current(api: TestClient, paths: Ap
 
 
 def test_restore_of_sensors_reaches_sensor_endpoint(api: TestClient, paths: AppPaths) -> None:
-    upload(api, "sensors", dump(with_header(shipped("sensors.yaml")) | {
-        "sensors": [dict(shipped("sensors.yaml")["sensors"][0], name="Uploaded")],
-        "sensor_configurations": [], "default_configuration_id": ""}))
+    upload(
+        api,
+        "sensors",
+        dump(
+            with_header(shipped("sensors.yaml"))
+            | {
+                "sensors": [dict(shipped("sensors.yaml")["sensors"][0], name="Uploaded")],
+                "sensor_configurations": [],
+                "default_configuration_id": "",
+            }
+        ),
+    )
     assert api.get("/api/v1/sensor").json()["sensors"][0]["name"] == "Uploaded"
     assert restore(api, "sensors.yaml", only_backup(paths, "sensors")).status_code == 200
     assert api.get("/api/v1/sensor").json()["sensors"][0]["name"] == "Acceleration 100g"
@@ -68,7 +79,8 @@ def test_restore_of_dataspace_announces_and_protects_password(
     (paths.config_backup / backup).write_bytes(dump(enabled_dataspace(password)))
     seen: list[str] = []
     unsubscribe = api.app.state.events.subscribe(  # type: ignore[attr-defined]
-        lambda event, data: seen.append(event))
+        lambda event, data: seen.append(event)
+    )
     try:
         assert restore(api, "dataspace.yaml", backup).json() == RESTORED
     finally:
@@ -85,27 +97,32 @@ def test_unknown_file_is_400(api: TestClient, filename: str) -> None:
     assert response.json() == INVALID
 
 
-@pytest.mark.parametrize("backup_filename", [
-    "../metadata.yaml",
-    "..",
-    "..%2Fmetadata.yaml",
-    "../../../etc/passwd",
-    "/etc/passwd",
-    str(Path(__file__).resolve()),
-    "..\\metadata__20200101T000000Z.yaml",
-    "backup\\metadata__20200101T000000Z.yaml",
-    "sub/metadata__20200101T000000Z.yaml",
-    "metadata__20200101T000000Z.yaml/..",
-    "C:metadata__20200101T000000Z.yaml",
-    "sensors__20200101T000000Z.yaml",  # a backup of another file
-    "metadata__20201301T000000Z.yaml",  # month 13
-    "metadata.yaml",
-    "",
-])
-def test_malformed_backup_name_is_400(api: TestClient, paths: AppPaths,
-                                      backup_filename: str) -> None:
+@pytest.mark.parametrize(
+    "backup_filename",
+    [
+        "../metadata.yaml",
+        "..",
+        "..%2Fmetadata.yaml",
+        "../../../etc/passwd",
+        "/etc/passwd",
+        str(Path(__file__).resolve()),
+        "..\\metadata__20200101T000000Z.yaml",
+        "backup\\metadata__20200101T000000Z.yaml",
+        "sub/metadata__20200101T000000Z.yaml",
+        "metadata__20200101T000000Z.yaml/..",
+        "C:metadata__20200101T000000Z.yaml",
+        "sensors__20200101T000000Z.yaml",  # a backup of another file
+        "metadata__20201301T000000Z.yaml",  # month 13
+        "metadata.yaml",
+        "",
+    ],
+)
+def test_malformed_backup_name_is_400(
+    api: TestClient, paths: AppPaths, backup_filename: str
+) -> None:
     (paths.config_backup / "sensors__20200101T000000Z.yaml").write_bytes(
-        dump(shipped("sensors.yaml")))
+        dump(shipped("sensors.yaml"))
+    )
     before = (paths.config / "metadata.yaml").read_bytes()
     response = restore(api, "metadata.yaml", backup_filename)
     assert response.status_code == 400
@@ -148,10 +165,12 @@ def test_backup_is_validated_before_restore(api: TestClient, paths: AppPaths) ->
     response = restore(api, "metadata.yaml", backup)
 
     assert response.status_code == 422
-    assert response.json() == {"detail": (
-        "Provided YAML does not satisfy metadata schema. Errors: profiles -> milling -> name: "
-        "required field is missing (line 10)"
-    )}
+    assert response.json() == {
+        "detail": (
+            "Provided YAML does not satisfy metadata schema. Errors: profiles -> milling -> name: "
+            "required field is missing (line 10)"
+        )
+    }
     assert (paths.config / "metadata.yaml").read_bytes() == before
     assert [p.name for p in paths.config_backup.iterdir()] == [backup]  # nothing replaced
 
@@ -161,14 +180,17 @@ def test_backup_that_is_not_yaml_is_422(api: TestClient, paths: AppPaths) -> Non
     (paths.config_backup / backup).write_text("sensors: [\n", "utf-8")
     response = restore(api, "sensors.yaml", backup)
     assert response.status_code == 422
-    assert response.json() == {"detail": (
-        "Provided YAML does not satisfy sensors schema. Errors: not valid YAML: line 2, "
-        "column 1: expected the node content, but found '<stream end>'"
-    )}
+    assert response.json() == {
+        "detail": (
+            "Provided YAML does not satisfy sensors schema. Errors: not valid YAML: line 2, "
+            "column 1: expected the node content, but found '<stream end>'"
+        )
+    }
 
 
 def test_missing_body_is_422(api: TestClient) -> None:
     response = api.put(f"{CONFIG}/restore")
     assert response.status_code == 422
-    assert response.json() == {"detail": [
-        {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]}
+    assert response.json() == {
+        "detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+    }

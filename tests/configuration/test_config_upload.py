@@ -17,10 +17,12 @@ CONFIG = "/api/v1/config"
 ENDPOINTS = {"meta": "metadata.yaml", "sensors": "sensors.yaml", "dataspace": "dataspace.yaml"}
 
 
-def upload(api: TestClient, endpoint: str, content: bytes,
-           media_type: str = "application/x-yaml") -> Any:
-    return api.post(f"{CONFIG}/{endpoint}",
-                    files={"file": (ENDPOINTS[endpoint], content, media_type)})
+def upload(
+    api: TestClient, endpoint: str, content: bytes, media_type: str = "application/x-yaml"
+) -> Any:
+    return api.post(
+        f"{CONFIG}/{endpoint}", files={"file": (ENDPOINTS[endpoint], content, media_type)}
+    )
 
 
 def leftover_temporary_files(paths: AppPaths) -> list[str]:
@@ -55,8 +57,16 @@ def test_upload_replaces_file_and_keeps_backup(
 
 
 @pytest.mark.parametrize(
-    "media_type", ["text/yaml", "application/yaml", "text/x-yaml", "text/plain; charset=utf-8",
-                   "application/octet-stream", "APPLICATION/X-YAML"])
+    "media_type",
+    [
+        "text/yaml",
+        "application/yaml",
+        "text/x-yaml",
+        "text/plain; charset=utf-8",
+        "application/octet-stream",
+        "APPLICATION/X-YAML",
+    ],
+)
 def test_allowed_media_types(api: TestClient, media_type: str) -> None:
     response = upload(api, "meta", dump(shipped("metadata.yaml")), media_type)
     assert response.status_code == 200, response.text
@@ -72,8 +82,15 @@ def test_other_media_type_is_415(api: TestClient, paths: AppPaths) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"  \n\t\n", b"key: [unclosed\n", b"\xff\xfe\x00binary\x00", b"a: b\n---\nc: d\n",
-     b"[" * 5000 + b"]" * 5000, b"x: !!python/object:os.system {}\n"],
+    [
+        b"",
+        b"  \n\t\n",
+        b"key: [unclosed\n",
+        b"\xff\xfe\x00binary\x00",
+        b"a: b\n---\nc: d\n",
+        b"[" * 5000 + b"]" * 5000,
+        b"x: !!python/object:os.system {}\n",
+    ],
     ids=["zero-bytes", "whitespace", "syntax", "binary", "two-documents", "deep", "python-tag"],
 )
 def test_unparsable_payload_is_400(api: TestClient, paths: AppPaths, content: bytes) -> None:
@@ -96,16 +113,17 @@ def test_alias_bomb_is_400(api: TestClient) -> None:
 def test_comment_only_document_is_422(api: TestClient) -> None:
     response = upload(api, "meta", b"# nothing but a comment\n")
     assert response.status_code == 422
-    assert response.json() == {"detail": "Provided YAML does not satisfy metadata schema. "
-                                         "Errors: YAML document must not be empty"}
+    assert response.json() == {
+        "detail": "Provided YAML does not satisfy metadata schema. "
+        "Errors: YAML document must not be empty"
+    }
 
 
 def test_huge_file_is_413(api: TestClient, paths: AppPaths) -> None:
     content = dump(shipped("sensors.yaml")) + b"#" * (1024 * 1024)
     response = upload(api, "sensors", content)
     assert response.status_code == 413
-    assert response.json() == {"detail": "Configuration file is too large (the limit is "
-                                         "1 MiB)."}
+    assert response.json() == {"detail": "Configuration file is too large (the limit is 1 MiB)."}
     assert list(paths.config_backup.iterdir()) == []
 
 
@@ -118,8 +136,10 @@ def test_missing_file_field_is_422(api: TestClient) -> None:
 def test_root_must_be_a_mapping(api: TestClient) -> None:
     response = upload(api, "dataspace", b"- just\n- a list\n")
     assert response.status_code == 422
-    assert response.json() == {"detail": "Provided YAML does not satisfy dataspace schema. "
-                                         "Errors: Root document must be a mapping (line 1)"}
+    assert response.json() == {
+        "detail": "Provided YAML does not satisfy dataspace schema. "
+        "Errors: Root document must be a mapping (line 1)"
+    }
 
 
 SENSOR_ERRORS = """\
@@ -173,9 +193,18 @@ def test_every_sensors_schema_error_is_listed(api: TestClient, paths: AppPaths) 
         "sensors -> 1 -> sensor_id: duplicate sensor_id 'a' (line 17)",
         "sensors -> 1 -> volt_max: volt_max must differ from volt_min (line 23)",
         "sensors -> 1 -> colour: unknown key (line 24)",
-        *(f"sensors -> 2 -> {key}: required field is missing (line 25)"
-          for key in ("sensor_id", "unit", "dimension", "phys_min", "phys_max", "volt_min",
-                      "volt_max")),
+        *(
+            f"sensors -> 2 -> {key}: required field is missing (line 25)"
+            for key in (
+                "sensor_id",
+                "unit",
+                "dimension",
+                "phys_min",
+                "phys_max",
+                "volt_min",
+                "volt_max",
+            )
+        ),
         "sensor_configurations -> 0 -> channels -> 1 -> sensor_id: unknown sensor_id 'zzz' "
         "(line 30)",
         "sensor_configurations -> 0 -> channels -> x: invalid key: expected an integer (line 31)",
@@ -223,17 +252,19 @@ profiles:
 def test_every_metadata_schema_error_is_listed(api: TestClient) -> None:
     response = upload(api, "meta", METADATA_ERRORS.encode())
     assert response.status_code == 422
-    assert response.json() == {"detail": (
-        "Provided YAML does not satisfy metadata schema. Errors: "
-        "profiles -> milling -> name: required field is missing (line 10); "
-        "profiles -> milling -> pre -> General -> person -> type: required field is missing "
-        "(line 14); "
-        "profiles -> milling -> pre -> General -> nested -> deeper -> field: expected mapping "
-        "for field definition or nested section (line 19); "
-        "profiles -> milling -> pre -> General -> choice -> options: expected list (line 25); "
-        "profiles -> milling -> pre -> Other: expected mapping (line 26); "
-        "profiles -> milling -> post: expected mapping (line 27)"
-    )}
+    assert response.json() == {
+        "detail": (
+            "Provided YAML does not satisfy metadata schema. Errors: "
+            "profiles -> milling -> name: required field is missing (line 10); "
+            "profiles -> milling -> pre -> General -> person -> type: required field is missing "
+            "(line 14); "
+            "profiles -> milling -> pre -> General -> nested -> deeper -> field: expected mapping "
+            "for field definition or nested section (line 19); "
+            "profiles -> milling -> pre -> General -> choice -> options: expected list (line 25); "
+            "profiles -> milling -> pre -> Other: expected mapping (line 26); "
+            "profiles -> milling -> post: expected mapping (line 27)"
+        )
+    }
 
 
 def test_metadata_default_profile_must_exist(api: TestClient) -> None:
@@ -241,7 +272,8 @@ def test_metadata_default_profile_must_exist(api: TestClient) -> None:
     response = upload(api, "meta", dump(document))
     assert response.status_code == 422
     assert response.json()["detail"].endswith(
-        "Errors: default_profile_id: unknown profile 'drilling' (line 7)")
+        "Errors: default_profile_id: unknown profile 'drilling' (line 7)"
+    )
 
 
 def test_metadata_profiles_must_not_be_empty(api: TestClient) -> None:
@@ -255,8 +287,10 @@ def test_header_must_be_a_mapping(api: TestClient) -> None:
     document = {**shipped("metadata.yaml"), "info": "v1"}
     response = upload(api, "meta", dump(document))
     assert response.status_code == 422
-    assert response.json() == {"detail": "Provided YAML does not satisfy metadata schema. "
-                                         "Errors: info: expected mapping (line 1)"}
+    assert response.json() == {
+        "detail": "Provided YAML does not satisfy metadata schema. "
+        "Errors: info: expected mapping (line 1)"
+    }
 
 
 DATASPACE_ERRORS = """\
@@ -280,14 +314,16 @@ connection:
 def test_every_dataspace_schema_error_is_listed(api: TestClient) -> None:
     response = upload(api, "dataspace", DATASPACE_ERRORS.encode())
     assert response.status_code == 422
-    assert response.json() == {"detail": (
-        "Provided YAML does not satisfy dataspace schema. Errors: "
-        "connection -> bucket: required field is missing (line 8); "
-        "connection -> connector: expected 'trident' (line 9); "
-        "connection -> domain: must not start or end with '/' (line 11); "
-        "connection -> username: expected non-empty string (line 13); "
-        "connection -> password: expected non-empty string (line 14)"
-    )}
+    assert response.json() == {
+        "detail": (
+            "Provided YAML does not satisfy dataspace schema. Errors: "
+            "connection -> bucket: required field is missing (line 8); "
+            "connection -> connector: expected 'trident' (line 9); "
+            "connection -> domain: must not start or end with '/' (line 11); "
+            "connection -> username: expected non-empty string (line 13); "
+            "connection -> password: expected non-empty string (line 14)"
+        )
+    }
 
 
 def test_dataspace_enabled_must_be_boolean(api: TestClient) -> None:
@@ -296,13 +332,15 @@ def test_dataspace_enabled_must_be_boolean(api: TestClient) -> None:
     response = upload(api, "dataspace", dump(document))
     assert response.status_code == 422
     assert response.json()["detail"].endswith(
-        "Errors: connection -> enabled: expected true or false (line 8)")
+        "Errors: connection -> enabled: expected true or false (line 8)"
+    )
 
 
 def test_dataspace_upload_announces_cloud_change(api: TestClient) -> None:
     seen: list[str] = []
     unsubscribe = api.app.state.events.subscribe(  # type: ignore[attr-defined]
-        lambda event, data: seen.append(event))
+        lambda event, data: seen.append(event)
+    )
     try:
         response = upload(api, "dataspace", dump(enabled_dataspace("x-secret-1")))
         assert response.status_code == 200, response.text
@@ -334,8 +372,10 @@ def test_uploaded_password_never_reaches_log_file(api: TestClient, paths: AppPat
 
     logging.getLogger("icoapi.test").warning("logging in with password=%s", password)
     logging.getLogger("icoapi.test").debug("payload %r", content)
-    assert upload(api, "dataspace", content.replace(b"enabled: true", b"enabled: 3")
-                  ).status_code == 422
+    assert (
+        upload(api, "dataspace", content.replace(b"enabled: true", b"enabled: 3")).status_code
+        == 422
+    )
     api.get(f"{CONFIG}/dataspace")
     text = Path(paths.log_file).read_text(encoding="utf-8")
     assert password not in text

@@ -15,22 +15,44 @@ INVALID_HDF5 = {"detail": "Target file is not a valid HDF5 file."}
 
 SENSORS = {
     "first": SensorRow(
-        channel="first", name="Acceleration 100g", sensor_id="acc100g_01", unit="g",
-        dimension="Acceleration", phys_min=-100, phys_max=100, volt_min=0.33,
-        volt_max=2.97, sensor_type="ADXL1001", channel_number=1,
+        channel="first",
+        name="Acceleration 100g",
+        sensor_id="acc100g_01",
+        unit="g",
+        dimension="Acceleration",
+        phys_min=-100,
+        phys_max=100,
+        volt_min=0.33,
+        volt_max=2.97,
+        sensor_type="ADXL1001",
+        channel_number=1,
     ),
     "second": SensorRow(
-        channel="second", name="Temperature", sensor_id="temp_01", unit="°C",
-        dimension="Temperature", phys_min=-40, phys_max=125, volt_min=0.772,
-        volt_max=1.267, sensor_type="ADXL358C", channel_number=5,
+        channel="second",
+        name="Temperature",
+        sensor_id="temp_01",
+        unit="°C",
+        dimension="Temperature",
+        phys_min=-40,
+        phys_max=125,
+        volt_min=0.772,
+        volt_max=1.267,
+        sensor_type="ADXL358C",
+        channel_number=5,
     ),
     "third": SensorRow(
-        channel="third", name="Photodiode", sensor_id="photo_01", unit="-",
-        dimension="Light", phys_min=0, phys_max=1, volt_min=0, volt_max=3.3,
+        channel="third",
+        name="Photodiode",
+        sensor_id="photo_01",
+        unit="-",
+        dimension="Light",
+        phys_min=0,
+        phys_max=1,
+        volt_min=0,
+        volt_max=3.3,
         channel_number=6,
     ),
 }
-
 
 
 def write_measurement(
@@ -43,9 +65,14 @@ def write_measurement(
     """A measurement file as the runner writes it (values = frame index + channel/10)."""
     per_frame = 2 if len(channels) == 2 else 3
     writer = MeasurementWriter(
-        path, list(channels), [SENSORS[c] for c in channels],
-        {"adc_reference_voltage": 3.3, "sample_rate": 9523.81,
-         "channel_sample_rate": 9523.81 / len(channels)},
+        path,
+        list(channels),
+        [SENSORS[c] for c in channels],
+        {
+            "adc_reference_voltage": 3.3,
+            "sample_rate": 9523.81,
+            "channel_sample_rate": 9523.81 / len(channels),
+        },
     )
     writer.start()
     if metadata is not None:

@@ -36,7 +36,9 @@ def test_stream_format(client: TestClient, measurements: Path) -> None:
     assert isinstance(meta["acceleration"]["attributes"]["conversion"], bool)
     assert meta["embedded_files"][0]["download_path"] == "files/m.hdf5/embedded/hello_txt"
     assert [s["name"] for s in meta["sensors"]] == [
-        "Acceleration 100g", "Temperature", "Photodiode",
+        "Acceleration 100g",
+        "Temperature",
+        "Photodiode",
     ]
 
     chunks = lines[1:-1:2]
@@ -45,8 +47,9 @@ def test_stream_format(client: TestClient, measurements: Path) -> None:
     assert progress == [{"progress": 0.4}, {"progress": 0.8}, {"progress": 1.0}]
     assert lines[-1] == {"progress": 1.0}
 
-    rows = np.concatenate([np.arange(0, 1000, 10), np.arange(1000, 2000, 10),
-                           np.arange(2000, 2500, 10)])
+    rows = np.concatenate(
+        [np.arange(0, 1000, 10), np.arange(1000, 2000, 10), np.arange(2000, 2500, 10)]
+    )
     assert all(c["name"] == "m.hdf5" for c in chunks)
     assert [n for c in chunks for n in c["counter"]] == (rows % 256).tolist()
     timestamps = np.array([t for c in chunks for t in c["timestamp"]])
@@ -76,24 +79,34 @@ def test_upstream_style_file(client: TestClient, measurements: Path) -> None:
     """counter uint32, timestamp float64 and a column named 'first' (as the upstream
     test file), an embedded file without attributes, no /sensors table."""
     with tables.open_file(measurements / "analyze.hdf5", mode="w") as h5:
-        table = h5.create_table("/", "acceleration", {
-            "counter": tables.UInt32Col(pos=0),
-            "timestamp": tables.Float64Col(pos=1),
-            "first": tables.Float32Col(pos=2),
-        })
+        table = h5.create_table(
+            "/",
+            "acceleration",
+            {
+                "counter": tables.UInt32Col(pos=0),
+                "timestamp": tables.Float64Col(pos=1),
+                "first": tables.Float32Col(pos=2),
+            },
+        )
         table.append([(1, 0.5, float("nan")), (2, 1.5, 2.5)])
         table.attrs["pre_metadata"] = json.dumps({"version": "", "profile": "", "parameters": {}})
         group = h5.create_group("/", "embedded_files")
         h5.create_array(group, "hello_txt", obj=np.frombuffer(b"0123456789abcdef", np.uint8))
     lines = lines_of(client, "analyze.hdf5")
-    assert lines[0]["embedded_files"] == [{
-        "dataset_name": "hello_txt", "original_name": "hello_txt",
-        "mime": "application/octet-stream", "size": 16,
-        "download_path": "files/analyze.hdf5/embedded/hello_txt",
-    }]
+    assert lines[0]["embedded_files"] == [
+        {
+            "dataset_name": "hello_txt",
+            "original_name": "hello_txt",
+            "mime": "application/octet-stream",
+            "size": 16,
+            "download_path": "files/analyze.hdf5/embedded/hello_txt",
+        }
+    ]
     assert lines[0]["sensors"] == []
     assert lines[1] == {
-        "name": "analyze.hdf5", "counter": [1], "timestamp": [0.5],
+        "name": "analyze.hdf5",
+        "counter": [1],
+        "timestamp": [0.5],
         "datasets": [{"name": "first", "data": [None]}],  # NaN → null (valid JSON)
     }
     # upstream's formula gives 1 row × 10 / 2 rows = 5 here: capped at 1
@@ -131,10 +144,17 @@ def _consume_stream(client: TestClient, path: str) -> dict[str, Any]:
                 done.set()
 
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
-            "raw_path": path.encode(), "query_string": b"", "root_path": "",
-            "headers": [(b"host", b"testserver")], "client": ("test", 1),
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"testserver")],
+            "client": ("test", 1),
             "server": ("testserver", 80),
         }
         await app(scope, receive, send)  # type: ignore[arg-type]

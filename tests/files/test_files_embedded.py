@@ -25,8 +25,12 @@ def test_upload_embedded_file(client: TestClient, measurement: Path) -> None:
     response = embed(client, "measurement.hdf5", ("hello.txt", b"hello\n", "text/plain"))
     assert response.status_code == 200
     assert response.json() == [
-        {"dataset_name": "hello_txt", "original_name": "hello.txt", "mime": "text/plain",
-         "size": 6},
+        {
+            "dataset_name": "hello_txt",
+            "original_name": "hello.txt",
+            "mime": "text/plain",
+            "size": 6,
+        },
     ]
     with tables.open_file(measurement) as h5:
         node = h5.root.embedded_files.hello_txt
@@ -41,7 +45,8 @@ def test_upload_embedded_file(client: TestClient, measurement: Path) -> None:
 def test_duplicate_and_multiple(client: TestClient, measurement: Path) -> None:
     embed(client, "measurement.hdf5", ("hello.txt", b"1", "text/plain"))
     response = embed(
-        client, "measurement.hdf5",
+        client,
+        "measurement.hdf5",
         ("hello.txt", b"hello", "text/plain"),
         ("world.bin", b"\x00\x01", "application/octet-stream"),
         ("2024 Bericht.pdf", b"%PDF", "application/pdf"),
@@ -56,7 +61,11 @@ def test_duplicate_and_multiple(client: TestClient, measurement: Path) -> None:
     ]
     meta = client.get(f"{API}/files/analyze/meta/measurement.hdf5").json()
     assert [f["dataset_name"] for f in meta["embedded_files"]] == [
-        "file__2024_Bericht_pdf", "hello_txt", "hello_txt__1", "txt", "world_bin",
+        "file__2024_Bericht_pdf",
+        "hello_txt",
+        "hello_txt__1",
+        "txt",
+        "world_bin",
     ]
     empty = client.get(f"{API}/files/measurement.hdf5/embedded/txt")
     assert (empty.status_code, empty.content) == (200, b"")
@@ -78,8 +87,9 @@ def test_size_and_count_limits(
     use_service(max_embedded_size=10, max_embedded_files=2)
     too_big = embed(client, "measurement.hdf5", ("a.txt", b"x" * 11, "text/plain"))
     assert too_big.status_code == 413
-    too_many = embed(client, "measurement.hdf5", *[(f"{i}.txt", b"x", "text/plain")
-                                                   for i in range(3)])
+    too_many = embed(
+        client, "measurement.hdf5", *[(f"{i}.txt", b"x", "text/plain") for i in range(3)]
+    )
     assert too_many.status_code == 400
     with tables.open_file(measurement) as h5:
         assert "/embedded_files" not in h5

@@ -60,7 +60,11 @@ def outside(tmp_path: Path, measurements: Path) -> Path:
 @pytest.mark.parametrize(("method", "path", "options"), NAMED_ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_bad_names_are_rejected_on_every_route(
-    client: TestClient, outside: Path, method: str, path: str, options: dict[str, object],
+    client: TestClient,
+    outside: Path,
+    method: str,
+    path: str,
+    options: dict[str, object],
     name: str,
 ) -> None:
     before = outside.read_bytes()
@@ -151,8 +155,12 @@ def test_delete_of_a_link_keeps_its_target(client: TestClient, measurement: Path
     + [("GET", "/files/analyze/{name}", {}), ("GET", "/files/analyze/meta/{name}", {})],
 )
 def test_file_in_use_is_refused(
-    client: TestClient, measurement: Path, use_service: Callable[..., None],
-    method: str, path: str, options: dict[str, object],
+    client: TestClient,
+    measurement: Path,
+    use_service: Callable[..., None],
+    method: str,
+    path: str,
+    options: dict[str, object],
 ) -> None:
     use_service(in_use={"measurement.hdf5"})
     before = measurement.read_bytes()
@@ -226,7 +234,9 @@ def test_analyze_meta(client: TestClient, measurements: Path) -> None:
     }
     write_measurement(measurements / "m.hdf5", frames=10, metadata=metadata)
     embedded = request(
-        client, "POST", "/files/m.hdf5/embedded",
+        client,
+        "POST",
+        "/files/m.hdf5/embedded",
         files=[("files", ("hello.txt", b"hello!", "text/plain"))],
     )
     assert embedded.status_code == 200
@@ -236,7 +246,9 @@ def test_analyze_meta(client: TestClient, measurements: Path) -> None:
     meta = response.json()
     acceleration = meta["acceleration"]
     assert {k: acceleration[k] for k in ("name", "type", "path")} == {
-        "name": "acceleration", "type": "Table", "path": "/acceleration",
+        "name": "acceleration",
+        "type": "Table",
+        "path": "/acceleration",
     }
     attributes = acceleration["attributes"]
     assert attributes["conversion"] is True
@@ -251,13 +263,20 @@ def test_analyze_meta(client: TestClient, measurements: Path) -> None:
     }
     assert meta["pictures"] == {"pre__tool_pictures": ["AAA=", "BBB="]}
     assert [(s["channel"], s["sensor_id"], s["unit"]) for s in meta["sensors"]] == [
-        ("first", "acc100g_01", "g"), ("second", "temp_01", "°C"), ("third", "photo_01", "-"),
+        ("first", "acc100g_01", "g"),
+        ("second", "temp_01", "°C"),
+        ("third", "photo_01", "-"),
     ]
     assert meta["sensors"][2]["sensor_type"] is None
-    assert meta["embedded_files"] == [{
-        "dataset_name": "hello_txt", "original_name": "hello.txt", "mime": "text/plain",
-        "size": 6, "download_path": "/api/v1/files/m.hdf5/embedded/hello_txt",
-    }]
+    assert meta["embedded_files"] == [
+        {
+            "dataset_name": "hello_txt",
+            "original_name": "hello.txt",
+            "mime": "text/plain",
+            "size": 6,
+            "download_path": "/api/v1/files/m.hdf5/embedded/hello_txt",
+        }
+    ]
 
 
 def test_analyze_meta_of_a_file_without_acceleration(
@@ -290,7 +309,9 @@ def test_app_lifespan_wires_the_measurement_folder(tmp_path: Path) -> None:
     from icoapi.core.settings import load_settings
 
     settings = load_settings(
-        env_file=None, ICOAPI_DATA_DIR=tmp_path, CAN_INTERFACE="virtual",
+        env_file=None,
+        ICOAPI_DATA_DIR=tmp_path,
+        CAN_INTERFACE="virtual",
         CAN_CHANNEL=f"unused-{uuid.uuid4().hex}",
     )
     with TestClient(create_app(settings)) as client:

@@ -40,7 +40,10 @@ def test_upload_and_collisions(client: TestClient, measurements: Path, hdf5_byte
     assert upload(client, "upload.hdf5", hdf5_bytes).text == "upload__2.hdf5"
     assert upload(client, "upload__1.hdf5", hdf5_bytes).text == "upload__3.hdf5"
     assert contents(measurements) == [
-        "upload.hdf5", "upload__1.hdf5", "upload__2.hdf5", "upload__3.hdf5",
+        "upload.hdf5",
+        "upload__1.hdf5",
+        "upload__2.hdf5",
+        "upload__3.hdf5",
     ]
     listed = [f["name"] for f in client.get(f"{API}/files").json()["files"]]
     assert sorted(listed) == contents(measurements)
@@ -57,8 +60,12 @@ def test_upload_and_collisions(client: TestClient, measurements: Path, hdf5_byte
     ],
 )
 def test_upload_names_are_sanitized(
-    client: TestClient, tmp_path: Path, measurements: Path, hdf5_bytes: bytes,
-    filename: str, stored: str,
+    client: TestClient,
+    tmp_path: Path,
+    measurements: Path,
+    hdf5_bytes: bytes,
+    filename: str,
+    stored: str,
 ) -> None:
     response = upload(client, filename, hdf5_bytes)
     assert response.status_code == 200
@@ -78,9 +85,7 @@ def test_upload_name_must_be_hdf5(
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not an HDF5 file" * 10])
-def test_upload_must_be_valid_hdf5(
-    client: TestClient, measurements: Path, content: bytes
-) -> None:
+def test_upload_must_be_valid_hdf5(client: TestClient, measurements: Path, content: bytes) -> None:
     response = upload(client, "fake.hdf5", content)
     assert (response.status_code, response.json()) == (422, INVALID_HDF5)
     assert contents(measurements) == []  # the temporary file is gone too
@@ -105,14 +110,17 @@ def test_upload_size_limit_without_content_length(
     boundary = "XyZ"
 
     def body():  # type: ignore[no-untyped-def]
-        yield (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-               f'filename="big.hdf5"\r\n\r\n').encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="big.hdf5"\r\n\r\n'
+        ).encode()
         for _ in range(40):
             yield b"x" * 10_000
         yield f"\r\n--{boundary}--\r\n".encode()
 
     response = client.post(
-        URL, content=body(),
+        URL,
+        content=body(),
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert response.status_code == 413
@@ -120,8 +128,11 @@ def test_upload_size_limit_without_content_length(
 
 
 def test_upload_missing_field(client: TestClient, measurements: Path, hdf5_bytes: bytes) -> None:
-    expected = {"detail": [{"type": "missing", "loc": ["body", "file"],
-                            "msg": "Field required", "input": None}]}
+    expected = {
+        "detail": [
+            {"type": "missing", "loc": ["body", "file"], "msg": "Field required", "input": None}
+        ]
+    }
     other_field = client.post(URL, files={"data": ("a.hdf5", hdf5_bytes)})
     assert (other_field.status_code, other_field.json()) == (422, expected)
     not_multipart = client.post(URL, json={"file": "a.hdf5"})
@@ -131,8 +142,9 @@ def test_upload_missing_field(client: TestClient, measurements: Path, hdf5_bytes
 
 def test_malformed_multipart(client: TestClient, measurements: Path) -> None:
     response = client.post(
-        URL, content=b"--b\r\nContent-Disposition: form-data; name=\"file\"; "
-        b"filename=\"a.hdf5\"\r\n\r\nunterminated",
+        URL,
+        content=b'--b\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="a.hdf5"\r\n\r\nunterminated',
         headers={"Content-Type": "multipart/form-data; boundary=b"},
     )
     assert response.status_code == 400

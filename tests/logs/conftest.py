@@ -26,8 +26,9 @@ def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]
     with pytest.MonkeyPatch.context() as patch:
         for name in SERVICE_VARIABLES:
             patch.delenv(name, raising=False)
-        settings = make_settings(tmp_path_factory.mktemp("log-api"), LOG_BACKUP_COUNT=4,
-                                 LOG_MAX_BYTES=2 * 1024 * 1024)
+        settings = make_settings(
+            tmp_path_factory.mktemp("log-api"), LOG_BACKUP_COUNT=4, LOG_MAX_BYTES=2 * 1024 * 1024
+        )
     with TestClient(create_app(settings)) as client:
         yield client
 

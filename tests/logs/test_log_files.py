@@ -57,11 +57,11 @@ def test_listing(api: TestClient, log_dir: Path) -> None:
     assert files["icodaq.log"]["first_timestamp"] is not None
 
 
-def test_timestamps_of_large_file_come_from_head_and_tail(api: TestClient,
-                                                          log_dir: Path) -> None:
+def test_timestamps_of_large_file_come_from_head_and_tail(api: TestClient, log_dir: Path) -> None:
     filler = ("x" * 99 + "\n") * 40_000  # 4 MB without timestamps
     (log_dir / "icodaq.log.1").write_text(
-        "2025-03-01 00:00:00,001 first\n" + filler + "2025-03-02 00:00:00,002 last\n", "utf-8")
+        "2025-03-01 00:00:00,001 first\n" + filler + "2025-03-02 00:00:00,002 last\n", "utf-8"
+    )
     [entry] = [f for f in api.get(LOGS).json()["files"] if f["name"] == "icodaq.log.1"]
     assert entry["first_timestamp"] == "2025-03-01T00:00:00.001000"
     assert entry["last_timestamp"] == "2025-03-02T00:00:00.002000"
@@ -71,8 +71,7 @@ def test_view_whole_file(api: TestClient, log_dir: Path) -> None:
     (log_dir / "icodaq.log.1").write_text(ROTATED, "utf-8")
     response = api.get(f"{LOGS}/view", params={"file": "icodaq.log.1", "limit": 0})
     assert response.status_code == 200
-    assert response.json() == {"filename": "icodaq.log.1", "content": ROTATED,
-                               "truncated": False}
+    assert response.json() == {"filename": "icodaq.log.1", "content": ROTATED, "truncated": False}
 
 
 def test_view_of_live_log_file(api: TestClient) -> None:
@@ -92,7 +91,8 @@ def test_view_limit_returns_last_lines_of_large_file(api: TestClient, numbered_l
     response = api.get(f"{LOGS}/view", params={"file": numbered_log.name, "limit": 5})
     assert response.status_code == 200
     assert response.json()["content"] == "".join(
-        f"line {number:06d}\n" for number in range(299_995, 300_000))
+        f"line {number:06d}\n" for number in range(299_995, 300_000)
+    )
 
 
 def test_view_limit_more_than_lines(api: TestClient, log_dir: Path) -> None:
@@ -112,8 +112,10 @@ def test_view_of_huge_file_shows_its_end(api: TestClient, log_dir: Path) -> None
     body = api.get(f"{LOGS}/view", params={"file": path.name}).json()
     assert body["truncated"] is True
     notice, rest = body["content"].split("\n", 1)
-    assert notice == (f"[Only the last 10 MiB of icodaq.log.4 ({path.stat().st_size} bytes) "
-                      "are shown; download the file for the complete log.]")
+    assert notice == (
+        f"[Only the last 10 MiB of icodaq.log.4 ({path.stat().st_size} bytes) "
+        "are shown; download the file for the complete log.]"
+    )
     assert rest.endswith(line + "final line\n")
     assert rest.startswith("y")
     assert len(rest) <= MAX_VIEW_BYTES
@@ -132,7 +134,8 @@ def test_download(api: TestClient, log_dir: Path) -> None:
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
     assert response.headers["content-length"] == str(len(ROTATED))
     assert response.headers["content-disposition"] == (
-        "attachment; filename=\"icodaq.log.1\"; filename*=UTF-8''icodaq.log.1")
+        "attachment; filename=\"icodaq.log.1\"; filename*=UTF-8''icodaq.log.1"
+    )
 
 
 def test_download_of_live_file_is_consistent(api: TestClient) -> None:
@@ -148,8 +151,8 @@ def test_download_name_is_quoted(api: TestClient, log_dir: Path) -> None:
     response = api.get(f"{LOGS}/download/pr%C3%BCfung%20%221%22.log")
     assert response.status_code == 200
     assert response.headers["content-disposition"] == (
-        "attachment; filename=\"pr_fung _1_.log\"; "
-        "filename*=UTF-8''pr%C3%BCfung%20%221%22.log")
+        "attachment; filename=\"pr_fung _1_.log\"; filename*=UTF-8''pr%C3%BCfung%20%221%22.log"
+    )
 
 
 TRAVERSAL_NAMES = [
@@ -185,16 +188,19 @@ def test_view_rejects_names_leaving_the_folder(api: TestClient, name: str) -> No
 
 
 @pytest.mark.usefixtures("outside_files")
-@pytest.mark.parametrize("raw_path", [
-    "..%2F..%2F..%2Fetc%2Fpasswd",
-    "%2Fetc%2Fpasswd",
-    "%2E%2E",
-    "..%5Cicodaq.log",
-    "..%2Flogs2%2Fsibling.log",
-    "sub%2Ficodaq.log",
-    "evil.log",
-    "%2E%2E%2Fsecret.log",
-])
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+        "%2E%2E",
+        "..%5Cicodaq.log",
+        "..%2Flogs2%2Fsibling.log",
+        "sub%2Ficodaq.log",
+        "evil.log",
+        "%2E%2E%2Fsecret.log",
+    ],
+)
 def test_download_rejects_names_leaving_the_folder(api: TestClient, raw_path: str) -> None:
     response = api.get(f"{LOGS}/download/{raw_path}")
     assert response.status_code == 403
@@ -212,8 +218,10 @@ def test_symlink_within_folder_is_served(api: TestClient, log_dir: Path) -> None
 def test_unknown_file_is_404(api: TestClient, log_dir: Path, name: str) -> None:
     (log_dir / "notes.txt").write_text("not a log file\n", "utf-8")
     (log_dir / "folder.log").mkdir()
-    for response in (api.get(f"{LOGS}/view", params={"file": name}),
-                     api.get(f"{LOGS}/download/{name}")):
+    for response in (
+        api.get(f"{LOGS}/view", params={"file": name}),
+        api.get(f"{LOGS}/download/{name}"),
+    ):
         assert response.status_code == 404
         assert response.json() == NOT_FOUND
 
@@ -229,11 +237,11 @@ def test_zip_of_all_log_files(api: TestClient, log_dir: Path) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
     assert response.headers["content-disposition"] == (
-        "attachment; filename=\"logs.zip\"; filename*=UTF-8''logs.zip")
+        "attachment; filename=\"logs.zip\"; filename*=UTF-8''logs.zip"
+    )
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert archive.testzip() is None
-    assert sorted(archive.namelist()) == ["icodaq.log", "icodaq.log.1", "icodaq.log.2",
-                                          "other.log"]
+    assert sorted(archive.namelist()) == ["icodaq.log", "icodaq.log.1", "icodaq.log.2", "other.log"]
     assert archive.read("icodaq.log.1") == ROTATED.encode()
     assert archive.read("icodaq.log.2") == JSON_LINES.encode()
 

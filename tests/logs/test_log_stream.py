@@ -81,8 +81,9 @@ def test_allowed_browser_origins(api: TestClient, origin: str) -> None:
 
 
 def test_foreign_browser_origin_is_refused(api: TestClient) -> None:
-    with pytest.raises(WebSocketDisconnect) as refused, api.websocket_connect(
-        STREAM, headers={"origin": "http://evil.example"}
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        api.websocket_connect(STREAM, headers={"origin": "http://evil.example"}),
     ):
         pass
     assert refused.value.code == 1008
@@ -98,7 +99,9 @@ async def test_slow_reader_is_told_about_dropped_lines() -> None:
     received = [await anext(lines) for _ in range(4)]
     assert received == [
         "[log stream: 7 lines were dropped because this client did not keep up]",
-        "line 7", "line 8", "line 9",
+        "line 7",
+        "line 8",
+        "line 9",
     ]
     subscription.close()
     assert fanout.subscriber_count == 0

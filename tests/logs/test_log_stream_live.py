@@ -13,8 +13,7 @@ from websockets.sync.client import connect
 from tests.support import make_settings
 
 
-def test_stream_over_real_socket(live_server_factory: Callable[..., Any],
-                                 tmp_path: Path) -> None:
+def test_stream_over_real_socket(live_server_factory: Callable[..., Any], tmp_path: Path) -> None:
     server = live_server_factory(make_settings(tmp_path / "data"))
     marker = f"live {uuid.uuid4().hex}"
     with connect(f"{server.ws_url}/api/v1/logs/stream", open_timeout=10) as websocket:

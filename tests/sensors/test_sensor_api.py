@@ -62,28 +62,35 @@ def test_schema_error_is_422_with_path(api: TestClient, sensors_file: Path) -> N
     sensors_file.write_text(text, encoding="utf-8")
     response = api.get(SENSOR_URL)
     assert response.status_code == 422
-    line = next(i for i, content in enumerate(text.splitlines(), 1)
-                if content.strip() == "volt_max: 0.1")
-    assert response.json() == {"detail": (
-        "Invalid sensor configuration in sensors.yaml: sensors -> 1 -> volt_max: "
-        f"volt_max must differ from volt_min (line {line})."
-    )}
+    line = next(
+        i for i, content in enumerate(text.splitlines(), 1) if content.strip() == "volt_max: 0.1"
+    )
+    assert response.json() == {
+        "detail": (
+            "Invalid sensor configuration in sensors.yaml: sensors -> 1 -> volt_max: "
+            f"volt_max must differ from volt_min (line {line})."
+        )
+    }
 
 
 def test_changed_file_is_reloaded(api: TestClient, sensors_file: Path) -> None:
     assert api.get(SENSOR_URL).json()["sensors"][0]["name"] == "Acceleration 100g"
     text = sensors_file.read_text(encoding="utf-8").replace(
-        "name: Acceleration 100g", "name: Renamed Sensor")
+        "name: Acceleration 100g", "name: Renamed Sensor"
+    )
     sensors_file.write_text(text, encoding="utf-8")
     assert api.get(SENSOR_URL).json()["sensors"][0]["name"] == "Renamed Sensor"
 
 
 def test_upload_is_seen_by_sensor_endpoint(api: TestClient, sensors_file: Path) -> None:
     text = sensors_file.read_text(encoding="utf-8").replace(
-        "default_configuration_id: default-sth", "default_configuration_id: null")
+        "default_configuration_id: default-sth", "default_configuration_id: null"
+    )
     text = text.replace("configuration_name: Default IFT STH", "configuration_name: Uploaded")
-    response = api.post("/api/v1/config/sensors",
-                        files={"file": ("sensors.yaml", text.encode(), "application/x-yaml")})
+    response = api.post(
+        "/api/v1/config/sensors",
+        files={"file": ("sensors.yaml", text.encode(), "application/x-yaml")},
+    )
     assert response.status_code == 200, response.text
     body = api.get(SENSOR_URL).json()
     assert body["configurations"][0]["configuration_name"] == "Uploaded"
@@ -92,6 +99,7 @@ def test_upload_is_seen_by_sensor_endpoint(api: TestClient, sensors_file: Path) 
 
 def test_missing_key_default_is_empty_string(api: TestClient, sensors_file: Path) -> None:
     text = sensors_file.read_text(encoding="utf-8")
-    sensors_file.write_text(text.replace("default_configuration_id: default-sth", ""),
-                            encoding="utf-8")
+    sensors_file.write_text(
+        text.replace("default_configuration_id: default-sth", ""), encoding="utf-8"
+    )
     assert json.loads(api.get(SENSOR_URL).text)["default_configuration_id"] == ""

@@ -59,8 +59,9 @@ def test_values_in_file_for_coefficients_are_ignored(sensors_path: Path) -> None
 
 
 def test_convert_volts_is_vectorized() -> None:
-    acc = Sensor.model_validate(sensor("a", phys_min=-100, phys_max=100, volt_min=0.33,
-                                       volt_max=2.97))
+    acc = Sensor.model_validate(
+        sensor("a", phys_min=-100, phys_max=100, volt_min=0.33, volt_max=2.97)
+    )
     result = acc.convert_volts(np.array([0.33, 1.65, 2.97]))
     assert result == pytest.approx([-100.0, 0.0, 100.0])
     assert acc.convert_volts(np.array([1.65], dtype=np.float32)).dtype == np.float32
@@ -77,8 +78,11 @@ def test_equal_voltage_limits_are_rejected(sensors_path: Path) -> None:
 
 def test_default_configuration_id_missing_null_and_set(sensors_path: Path) -> None:
     configurations = [
-        {"configuration_id": "one", "configuration_name": "One",
-         "channels": {1: {"sensor_id": "a"}}},
+        {
+            "configuration_id": "one",
+            "configuration_name": "One",
+            "channels": {1: {"sensor_id": "a"}},
+        },
         {"configuration_id": "two", "configuration_name": "Two"},
     ]
     base = {"sensors": [sensor("a")], "sensor_configurations": configurations}
@@ -121,8 +125,10 @@ def test_schema_errors_name_path_and_line(sensors_path: Path) -> None:
     detail = caught.value.detail
     assert detail.startswith("Invalid sensor configuration in sensors.yaml: ")
     assert "sensors -> 0 -> volt_max: expected a number (line 9)" in detail
-    assert ("sensor_configurations -> 0 -> channels -> 1 -> sensor_id: "
-            "unknown sensor_id 'missing' (line 14)") in detail
+    assert (
+        "sensor_configurations -> 0 -> channels -> 1 -> sensor_id: "
+        "unknown sensor_id 'missing' (line 14)"
+    ) in detail
 
 
 def test_file_is_parsed_once_and_reloaded_on_change(sensors_path: Path) -> None:
@@ -183,16 +189,25 @@ class TestSensorForChannel:
     def catalog(self, sensors_path: Path) -> SensorCatalog:
         # The default configuration maps channel 1 to "c" (not list position 0)
         # and has no entry for channel 2.
-        write(sensors_path, {
-            "sensors": [sensor("a"), sensor("b"), sensor("c")],
-            "sensor_configurations": [
-                {"configuration_id": "other", "configuration_name": "Other",
-                 "channels": {1: {"sensor_id": "b"}}},
-                {"configuration_id": "main", "configuration_name": "Main",
-                 "channels": {1: {"sensor_id": "c"}, 3: {"sensor_id": "a"}}},
-            ],
-            "default_configuration_id": "main",
-        })
+        write(
+            sensors_path,
+            {
+                "sensors": [sensor("a"), sensor("b"), sensor("c")],
+                "sensor_configurations": [
+                    {
+                        "configuration_id": "other",
+                        "configuration_name": "Other",
+                        "channels": {1: {"sensor_id": "b"}},
+                    },
+                    {
+                        "configuration_id": "main",
+                        "configuration_name": "Main",
+                        "channels": {1: {"sensor_id": "c"}, 3: {"sensor_id": "a"}},
+                    },
+                ],
+                "default_configuration_id": "main",
+            },
+        )
         return SensorCatalog(sensors_path)
 
     def test_known_sensor_id_wins(self, catalog: SensorCatalog) -> None:
@@ -219,9 +234,13 @@ class TestSensorForChannel:
         raw = catalog.sensor_for_channel(None, 7)
         assert raw is RAW_SENSOR
         assert (raw.name, raw.sensor_id, raw.unit, raw.dimension, raw.sensor_type) == (
-            "Raw", "raw_default_01", "-", "Raw", None)
-        assert (raw.phys_min, raw.phys_max, raw.volt_min, raw.volt_max) == (
-            -100.0, 100.0, 0.0, 3.3)
+            "Raw",
+            "raw_default_01",
+            "-",
+            "Raw",
+            None,
+        )
+        assert (raw.phys_min, raw.phys_max, raw.volt_min, raw.volt_max) == (-100.0, 100.0, 0.0, 3.3)
 
     def test_list_position_without_configurations(self, sensors_path: Path) -> None:
         write(sensors_path, {"sensors": [sensor("a"), sensor("b")]})

@@ -21,11 +21,15 @@ def make_writer(tmp_path: Path) -> Iterator[Callable[..., MeasurementWriter]]:
         attributes = options.pop("attributes", None)
         if attributes is None:
             attributes = dict(ADC_ATTRIBUTES)
-            attributes["channel_sample_rate"] = 9523.81 / (1 if len(channels) == 1 else
-                                                           len(channels))
+            attributes["channel_sample_rate"] = 9523.81 / (
+                1 if len(channels) == 1 else len(channels)
+            )
         writer = MeasurementWriter(
-            options.pop("path", tmp_path / name), channels, sensor_rows(channels),
-            attributes, **options,
+            options.pop("path", tmp_path / name),
+            channels,
+            sensor_rows(channels),
+            attributes,
+            **options,
         )
         writer.start()
         writers.append(writer)

@@ -5,18 +5,37 @@ from __future__ import annotations
 from icoapi.measurement.storage import SensorRow
 
 ACC100G = {
-    "name": "Acceleration 100g", "sensor_id": "acc100g_01", "unit": "g",
-    "dimension": "Acceleration", "phys_min": -100.0, "phys_max": 100.0,
-    "volt_min": 0.33, "volt_max": 2.97, "sensor_type": "ADXL1001",
+    "name": "Acceleration 100g",
+    "sensor_id": "acc100g_01",
+    "unit": "g",
+    "dimension": "Acceleration",
+    "phys_min": -100.0,
+    "phys_max": 100.0,
+    "volt_min": 0.33,
+    "volt_max": 2.97,
+    "sensor_type": "ADXL1001",
 }
 TEMPERATURE = {
-    "name": "Temperature", "sensor_id": "temp_01", "unit": "°C", "dimension": "Temperature",
-    "phys_min": -40.0, "phys_max": 125.0, "volt_min": 0.772, "volt_max": 1.267,
+    "name": "Temperature",
+    "sensor_id": "temp_01",
+    "unit": "°C",
+    "dimension": "Temperature",
+    "phys_min": -40.0,
+    "phys_max": 125.0,
+    "volt_min": 0.772,
+    "volt_max": 1.267,
     "sensor_type": "ADXL358C",
 }
 PHOTO = {
-    "name": "Photodiode", "sensor_id": "photo_01", "unit": "-", "dimension": "Light",
-    "phys_min": 0.0, "phys_max": 1.0, "volt_min": 0.0, "volt_max": 3.3, "sensor_type": None,
+    "name": "Photodiode",
+    "sensor_id": "photo_01",
+    "unit": "-",
+    "dimension": "Light",
+    "phys_min": 0.0,
+    "phys_max": 1.0,
+    "volt_min": 0.0,
+    "volt_max": 3.3,
+    "sensor_type": None,
 }
 DEFINITIONS = {"first": ACC100G, "second": TEMPERATURE, "third": PHOTO}
 NUMBERS = {"first": 1, "second": 5, "third": 6}

@@ -67,9 +67,7 @@ def test_for_sensors_matches_for_channels() -> None:
     layout = ChannelLayout.of(["first", "second"])
     np.testing.assert_array_equal(
         SampleConverter.for_sensors(3.3, rows).convert(raw, layout),
-        SampleConverter.for_channels(3.3, coefficients(ACC100G, TEMPERATURE)).convert(
-            raw, layout
-        ),
+        SampleConverter.for_channels(3.3, coefficients(ACC100G, TEMPERATURE)).convert(raw, layout),
     )
 
 

@@ -51,12 +51,13 @@ def test_pictures_become_arrays_on_a_copy(h5: tables.File) -> None:
     assert metadata == original
     stored = json.loads(h5.root.acceleration.attrs["pre_metadata"])
     assert stored["parameters"] == {
-        "depth": {"value": 1.5, "unit": "mm"}, "picture_count": 3, "picture_list": ["x"],
+        "depth": {"value": 1.5, "unit": "mm"},
+        "picture_count": 3,
+        "picture_list": ["x"],
     }
     array = h5.root.pre__tool_pictures
     assert array.read().tolist() == [b"YQ==", b"Yg=="]  # in index order
-    assert read_pictures(h5) == {"pre": {"tool_pictures": {"0": "YQ==", "1": "Yg=="}},
-                                 "post": {}}
+    assert read_pictures(h5) == {"pre": {"tool_pictures": {"0": "YQ==", "1": "Yg=="}}, "post": {}}
 
 
 def test_existing_picture_array_is_replaced(h5: tables.File) -> None:

@@ -72,9 +72,7 @@ def test_round_trip(make_writer: Factory, tmp_path: Path, channels: list[str]) -
             np.testing.assert_array_equal(rows["timestamp"], expected)
             assert np.all(np.diff(rows["timestamp"].astype(np.int64)) > 0)
             np.testing.assert_array_equal(rows["counter"], np.repeat(np.arange(800) % 256, 3))
-            np.testing.assert_array_equal(
-                rows[axes[0]], frames(800, 0, 3)[2].reshape(-1)
-            )
+            np.testing.assert_array_equal(rows[axes[0]], frames(800, 0, 3)[2].reshape(-1))
         else:
             assert len(rows) == 800
             np.testing.assert_array_equal(rows["timestamp"], frame_us)
@@ -99,8 +97,10 @@ def test_round_trip(make_writer: Factory, tmp_path: Path, channels: list[str]) -
         assert json.loads(attrs["channel_sensors"]) == {
             channel: {"channel_number": number, "sensor_id": row.sensor_id}
             for channel, number, row in zip(
-                channels, [r.channel_number for r in sensor_rows(channels)],
-                sensor_rows(channels), strict=True,
+                channels,
+                [r.channel_number for r in sensor_rows(channels)],
+                sensor_rows(channels),
+                strict=True,
             )
         }
 
@@ -254,8 +254,11 @@ async def test_aclose(make_writer: Factory, tmp_path: Path) -> None:
 
 def test_metadata_through_writer(make_writer: Factory, tmp_path: Path) -> None:
     writer = make_writer(["first"])
-    meta = {"version": "1", "profile": "milling",
-            "parameters": {"tool_picture": {"0": "aGk="}, "depth": {"value": 2, "unit": "mm"}}}
+    meta = {
+        "version": "1",
+        "profile": "milling",
+        "parameters": {"tool_picture": {"0": "aGk="}, "depth": {"value": 2, "unit": "mm"}},
+    }
     writer.write_metadata("pre", meta)
     meta["parameters"]["depth"] = "changed later"  # the writer took a copy
     writer.close()
