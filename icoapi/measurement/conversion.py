@@ -28,6 +28,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from icoapi.sensors.schemas import sensor_coefficients as sensor_coefficients
+
 CHANNELS = ("first", "second", "third")
 ADC_FULL_SCALE = 65535
 
@@ -43,18 +45,6 @@ class SensorRange(Protocol):
     def volt_min(self) -> float: ...
     @property
     def volt_max(self) -> float: ...
-
-
-def sensor_coefficients(
-    phys_min: float, phys_max: float, volt_min: float, volt_max: float
-) -> tuple[float, float]:
-    """``(k, d)`` of a sensor: ``phys = volts * k + d``.
-
-    :raises ValueError: if ``volt_min == volt_max``."""
-    if volt_max == volt_min:
-        raise ValueError("volt_max and volt_min of a sensor must differ")
-    k = (phys_max - phys_min) / (volt_max - volt_min)
-    return k, phys_max - k * volt_max
 
 
 @dataclass(frozen=True)

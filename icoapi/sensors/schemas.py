@@ -29,6 +29,18 @@ from icoapi.configuration.documents import (
 )
 
 
+def sensor_coefficients(
+    phys_min: float, phys_max: float, volt_min: float, volt_max: float
+) -> tuple[float, float]:
+    """``(k, d)`` of a sensor: ``phys = volts * k + d``.
+
+    :raises ValueError: if ``volt_min == volt_max``."""
+    if volt_max == volt_min:
+        raise ValueError("volt_max and volt_min of a sensor must differ")
+    k = (phys_max - phys_min) / (volt_max - volt_min)
+    return k, phys_max - k * volt_max
+
+
 def _non_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("expected non-empty string")
@@ -98,13 +110,13 @@ class Sensor(BaseModel):
     @property
     def scaling_factor(self) -> float:
         """k = (phys_max − phys_min) / (volt_max − volt_min), physical unit per volt."""
-        return (self.phys_max - self.phys_min) / (self.volt_max - self.volt_min)
+        return sensor_coefficients(self.phys_min, self.phys_max, self.volt_min, self.volt_max)[0]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def offset(self) -> float:
         """d = phys_max − k · volt_max, the physical value at 0 V."""
-        return self.phys_max - self.scaling_factor * self.volt_max
+        return sensor_coefficients(self.phys_min, self.phys_max, self.volt_min, self.volt_max)[1]
 
     def convert_volts(self, volts: npt.ArrayLike) -> npt.NDArray[np.floating[Any]]:
         """Physical values ``volts · k + d`` (vectorized). Float arrays keep their
