@@ -7,6 +7,7 @@ from icoapi.core.errors import IcoapiError, IncorrectStateError, UnprocessableEr
 __all__ = [
     "IncorrectStateError",
     "InvalidInstructionsError",
+    "MeasurementFileError",
     "MeasurementStopTimeoutError",
 ]
 
@@ -18,3 +19,8 @@ class InvalidInstructionsError(UnprocessableError):
 class MeasurementStopTimeoutError(IcoapiError):
     status_code = 504
     default_detail = "Failed to stop measurement within timeout."
+
+
+class MeasurementFileError(IcoapiError):
+    status_code = 500
+    default_detail = "Cannot create the measurement file."

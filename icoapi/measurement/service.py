@@ -30,6 +30,7 @@ from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.errors import (
     IncorrectStateError,
     InvalidInstructionsError,
+    MeasurementFileError,
     MeasurementStopTimeoutError,
 )
 from icoapi.measurement.ift import MAX_WINDOW_S, MIN_WINDOW_S
@@ -42,7 +43,7 @@ from icoapi.measurement.schemas import (
     MeasurementStatus,
     Metadata,
 )
-from icoapi.measurement.storage import MeasurementWriter, SensorRow
+from icoapi.measurement.storage import MeasurementWriter, SensorRow, describe_error
 from icoapi.sensors.schemas import Sensor
 from icoapi.sensors.service import SensorCatalog
 from icoapi.system.schemas import ADCSettings
@@ -172,6 +173,11 @@ class MeasurementService:
                     channel_sample_rate=plan.channel_rate,
                 )
                 await run_blocking(writer.start)
+                if writer.error is not None:
+                    raise MeasurementFileError(
+                        f"Cannot create the measurement file {plan.path.name}: "
+                        f"{describe_error(writer.error)}"
+                    )
                 if instructions.meta is not None:
                     writer.write_metadata("pre", instructions.meta.model_dump())
             except BaseException:

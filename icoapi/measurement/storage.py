@@ -239,6 +239,7 @@ class MeasurementWriter:
 
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=queue_batches)
         self._thread: threading.Thread | None = None
+        self._opened = threading.Event()
         self._close_lock = threading.Lock()
         self._closing = False
         self._error: BaseException | None = None
@@ -285,6 +286,9 @@ class MeasurementWriter:
             target=self._run, name=f"hdf5-writer-{self.path.stem}", daemon=True
         )
         self._thread.start()
+        # Return once the file exists (or could not be created: see ``error``),
+        # so the caller can refuse to start a measurement without a file.
+        self._opened.wait(timeout=30)
 
     def append(
         self,
@@ -397,6 +401,8 @@ class MeasurementWriter:
                 self._open()
         except Exception as error:
             self._fail(error)
+        finally:
+            self._opened.set()
         last_flush = time.monotonic()
         while True:
             timeout = None

@@ -263,9 +263,14 @@ class ICOSystem:
         except UnsupportedFeatureException as error:
             raise UnsupportedFeatureError() from error
         except (can.CanError, OSError, CANConnectionError) as error:
-            # The bus itself failed (adapter unplugged, socket closed).
+            # The bus itself failed (adapter unplugged, socket closed): the link
+            # is down until PUT /reset-can reopens it.
             self.link_error = f"{type(error).__name__}: {error}"
             logger.error("CAN link failed: %s", error)
+            self._sensor = None
+            self._sensor_manager = None
+            self.device = None
+            self._set_state(LinkState.DISCONNECTED)
             raise CanLinkUnavailableError(self._unavailable_detail()) from error
 
     async def call(self, operation: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:

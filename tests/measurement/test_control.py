@@ -275,3 +275,25 @@ def test_ift_value(sim_server: LiveServer, client: httpx.Client, simulator: Simu
     xs = np.array([point["x"] for point in stream.ift])
     assert np.all(np.diff(xs) >= 0)
     assert all(point["y"] >= 0 for point in stream.ift)
+
+
+def test_start_without_writable_folder(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect_device(client, mac)
+    folder = sim_server.app.state.paths.measurements
+    folder.rmdir()
+    folder.write_text("not a folder")  # the measurement file cannot be created
+    try:
+        response = client.post("/measurement/start", json=instructions(mac, time=1))
+        assert response.status_code == 500
+        assert response.json()["detail"].startswith("Cannot create the measurement file")
+        # Nothing is left running; the device is free again.
+        assert client.get("/state").json()["link_state"] == "sensor_connected"
+        assert client.get("/measurement").json()["running"] is False
+    finally:
+        folder.unlink()
+        folder.mkdir()
+    start(client, instructions(mac, time=1))
+    wait_idle(sim_server)
