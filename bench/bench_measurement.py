@@ -211,7 +211,7 @@ def main() -> None:
 
             for clients in (1, 10):
                 best = 0.0
-                for multiplier in (1, 2, 4, 6, 8, 10, 12, 14, 16, 20):
+                for multiplier in (1, 2, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40):
                     bench.simulator.rate_multiplier = multiplier
                     result = bench.run(5, clients)
                     rate = DEFAULT_SAMPLE_RATE * multiplier

@@ -42,6 +42,8 @@ STREAM_TIMEOUT = 5.0
 # Frames taken from the stream buffer per batch at most.
 MAX_BATCH_FRAMES = 4096
 DATALOSS_INTERVAL = 1.0
+# Seconds between hand-overs of converted data to the file writer thread.
+WRITE_INTERVAL = 0.1
 
 
 @dataclass
@@ -119,6 +121,9 @@ class MeasurementRun:
         self.result = RunResult()
         self._t0: float | None = None
         self._last_timestamp = 0.0
+        self._unwritten: list[tuple[Any, Any, Any]] = []
+        self._unwritten_frames = 0
+        self._last_handover = time.monotonic()
 
     # -- control ----------------------------------------------------------------------
 
@@ -168,6 +173,11 @@ class MeasurementRun:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            # Whatever ended the run, everything received goes to the file.
+            try:
+                self._hand_over_to_file()
+            except Exception as error:
+                logger.error("Could not hand the last data to the file: %s", error)
             if stream is not None:
                 await self._stop_stream(stream_cm, stream)
         self.result.dataloss = self.total.dataloss
@@ -243,7 +253,7 @@ class MeasurementRun:
                 reached_limit = True
             if len(relative):
                 values = plan.converter.convert(raw, active)
-                self.writer.append(counters, relative, values)
+                self._queue_for_file(counters, relative, values)
                 self.total.add(lost, len(relative))
                 self.period.add(lost, len(relative))
                 self._last_timestamp = float(relative[-1])
@@ -253,6 +263,33 @@ class MeasurementRun:
                 raise self.writer.error
             if reached_limit:
                 break
+
+    def _queue_for_file(
+        self,
+        counters: np.ndarray[Any, Any],
+        relative: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any],
+    ) -> None:
+        # Batches go to the writer thread a few times a second rather than with
+        # every burst of frames: fewer thread wake-ups, same data.
+        self._unwritten.append((counters, relative, values))
+        self._unwritten_frames += len(counters)
+        now = time.monotonic()
+        if now - self._last_handover >= WRITE_INTERVAL or self._unwritten_frames >= 8192:
+            self._hand_over_to_file()
+
+    def _hand_over_to_file(self) -> None:
+        self._last_handover = time.monotonic()
+        if not self._unwritten:
+            return
+        parts = self._unwritten
+        self._unwritten = []
+        self._unwritten_frames = 0
+        self.writer.append(
+            np.concatenate([part[0] for part in parts]),
+            np.concatenate([part[1] for part in parts]),
+            np.concatenate([part[2] for part in parts]),
+        )
 
     def _publish(
         self,

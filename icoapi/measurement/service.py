@@ -191,7 +191,6 @@ class MeasurementService:
                 instructions=instructions,
             )
             live = LiveStream(self.stream_clients, self.settings.WEBSOCKET_UPDATE_RATE)
-            active = ActiveMeasurement(status, run=None, stack=stack)  # type: ignore[arg-type]
             run = MeasurementRun(
                 plan,
                 self.system,
@@ -200,9 +199,9 @@ class MeasurementService:
                 live,
                 self.events,
                 self.settings.POST_META_TIMEOUT,
-                on_stream_closed=lambda: self._stream_closed(active),
+                on_stream_closed=self._stream_closed,
             )
-            active.run = run
+            active = ActiveMeasurement(status, run, stack)
             self._active = active
             self._idle.clear()
             active.task = self.tasks.spawn(self._drive(active), name=f"measurement {plan.name}")
@@ -338,9 +337,11 @@ class MeasurementService:
         if not await self.system.verify_device_link():
             logger.warning("The sensor device is no longer connected")
 
-    async def _stream_closed(self, active: ActiveMeasurement) -> None:
+    async def _stream_closed(self) -> None:
         """The stream ended and the file is closed: release the device, honour
         ``disconnect_after_measurement`` and tell clients ``running`` is false."""
+        active = self._active
+        assert active is not None  # called by the active measurement's run
         with contextlib.suppress(Exception):
             await active.stack.aclose()
         if active.status.instructions and active.status.instructions.disconnect_after_measurement:
