@@ -6,14 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from icoapi.core.disk import DiskCapacity
+
 CloudStatus = Literal["not_uploaded", "outdated", "updating", "up_to_date", "error", "created"]
-
-
-class DiskCapacity(BaseModel):
-    """Size of the volume holding the measurement directory, in GiB (2 decimals)."""
-
-    total: float | None = Field(default=None, examples=[457.38])
-    available: float | None = Field(default=None, examples=[212.04])
 
 
 class FileCloudDetails(BaseModel):

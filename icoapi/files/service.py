@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +29,7 @@ from urllib.parse import quote
 import numpy as np
 import tables
 
+from icoapi.core.disk import GIB, disk_capacity
 from icoapi.core.tasks import run_blocking
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
@@ -41,7 +41,6 @@ from icoapi.files.errors import (
 )
 from icoapi.files.schemas import (
     DeleteResponse,
-    DiskCapacity,
     EmbeddedDeleteResponse,
     EmbeddedFileDetails,
     EmbeddedFileInfo,
@@ -56,7 +55,6 @@ from icoapi.measurement.storage import HDF5_LOCK
 
 logger = logging.getLogger(__name__)
 
-GIB = 1024**3
 MIB = 1024**2
 SUFFIX = ".hdf5"
 EMBEDDED_GROUP = "embedded_files"
@@ -283,13 +281,7 @@ class MeasurementFileService:
 
     def _list_files(self) -> FileListResponse:
         self.directory.mkdir(parents=True, exist_ok=True)
-        try:
-            usage = shutil.disk_usage(self.directory)
-            capacity = DiskCapacity(
-                total=round(usage.total / GIB, 2), available=round(usage.free / GIB, 2)
-            )
-        except OSError:
-            capacity = DiskCapacity()
+        capacity = disk_capacity(self.directory)
         root = self.directory.resolve()
         files: list[tuple[float, MeasurementFileDetails]] = []
         with os.scandir(self.directory) as entries:

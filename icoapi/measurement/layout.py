@@ -14,8 +14,8 @@ COLUMN_NAMES = {"first": "x", "second": "y", "third": "z"}
 
 
 @dataclass(frozen=True)
-class ChannelLayout:
-    """The active measurement channels (in order) and their hardware sensors.
+class ChannelMapping:
+    """Which hardware sensor each measurement channel records (0: disabled).
 
     A streaming frame carries 3 values when one or three channels are active
     (one channel: three consecutive samples of it) and 2 values when two are."""
@@ -24,7 +24,7 @@ class ChannelLayout:
     sensor_numbers: tuple[int, int, int]
 
     @classmethod
-    def from_numbers(cls, first: int, second: int, third: int) -> ChannelLayout:
+    def from_numbers(cls, first: int, second: int, third: int) -> ChannelMapping:
         numbers = (first, second, third)
         active = tuple(name for name, number in zip(CHANNEL_NAMES, numbers, strict=True) if number)
         if not active:

@@ -27,7 +27,7 @@ from icoapi.core.events import POST_META_COMPLETED, POST_META_REQUEST, EventBus
 from icoapi.core.tasks import run_blocking
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.ift import IFT_MAX_POINTS, compute_ift
-from icoapi.measurement.layout import ChannelLayout
+from icoapi.measurement.layout import ChannelMapping
 from icoapi.measurement.live import LiveStream
 from icoapi.measurement.metadata import write_metadata
 from icoapi.measurement.schemas import MeasurementInstructions, Metadata
@@ -51,7 +51,7 @@ class RunPlan:
     """Everything a run needs, settled before the stream opens."""
 
     instructions: MeasurementInstructions
-    layout: ChannelLayout
+    layout: ChannelMapping
     adc: ADCSettings
     converter: SampleConverter
     path: Path

@@ -34,7 +34,7 @@ from icoapi.measurement.errors import (
     MeasurementStopTimeoutError,
 )
 from icoapi.measurement.ift import MAX_WINDOW_S, MIN_WINDOW_S
-from icoapi.measurement.layout import ChannelLayout
+from icoapi.measurement.layout import ChannelMapping
 from icoapi.measurement.live import LiveStream
 from icoapi.measurement.runner import MeasurementRun, RunPlan
 from icoapi.measurement.schemas import (
@@ -218,9 +218,9 @@ class MeasurementService:
 
     def _check_instructions(
         self, instructions: MeasurementInstructions
-    ) -> tuple[ChannelLayout, list[Sensor]]:
+    ) -> tuple[ChannelMapping, list[Sensor]]:
         try:
-            layout = ChannelLayout.from_numbers(
+            layout = ChannelMapping.from_numbers(
                 instructions.first.channel_number,
                 instructions.second.channel_number,
                 instructions.third.channel_number,
@@ -256,7 +256,7 @@ class MeasurementService:
     async def _prepare(
         self,
         instructions: MeasurementInstructions,
-        layout: ChannelLayout,
+        layout: ChannelMapping,
         sensors: list[Sensor],
         sensor: SensorNode,
     ) -> RunPlan:

@@ -6,13 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from icoapi.core.disk import DiskCapacity
 from icoapi.measurement.schemas import MeasurementStatus
 from icoapi.system.schemas import ConnectedDevice
-
-
-class DiskCapacity(BaseModel):
-    total: float | None = Field(description="GiB of the measurement volume.")
-    available: float | None = Field(description="Free GiB of the measurement volume.")
 
 
 class CloudState(BaseModel):

@@ -11,19 +11,18 @@ import asyncio
 import contextlib
 import json
 import logging
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from icoapi import __version__
+from icoapi.core.disk import disk_capacity
 from icoapi.core.events import POST_META_COMPLETED, POST_META_REQUEST, EventBus
 from icoapi.core.paths import AppPaths
 from icoapi.core.websocket import ClientGroup, WebSocketClient
 from icoapi.measurement.schemas import MeasurementStatus
-from icoapi.state.schemas import CloudState, DiskCapacity, SocketMessage, SystemStateModel
+from icoapi.state.schemas import CloudState, SocketMessage, SystemStateModel
 from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
@@ -32,15 +31,6 @@ ANNOUNCEMENTS = {
     POST_META_REQUEST: "post_meta_request",
     POST_META_COMPLETED: "post_meta_completed",
 }
-
-
-def disk_capacity(folder: Path) -> DiskCapacity:
-    """Capacity of the volume that holds the measurements, in GiB."""
-    try:
-        usage = shutil.disk_usage(folder)
-    except OSError:
-        return DiskCapacity(total=None, available=None)
-    return DiskCapacity(total=round(usage.total / 2**30, 2), available=round(usage.free / 2**30, 2))
 
 
 class StateService:
