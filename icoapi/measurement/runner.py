@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -86,7 +86,6 @@ class RunResult:
     frames: int = 0
     dataloss: float = 0.0
     first_sample_epoch: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class MeasurementRun:

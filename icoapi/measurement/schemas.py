@@ -84,6 +84,9 @@ class MeasurementStatus(BaseModel):
     start_time: str | None = None
     tool_name: str | None = None
     instructions: MeasurementInstructions | None = None
+    last_error: str | None = Field(
+        default=None, description="Why the previous measurement ended early, if it did."
+    )
 
 
 class ControlResponse(BaseModel):

@@ -135,7 +135,7 @@ class MeasurementService:
 
     def status(self) -> MeasurementStatus:
         if self._active is None:
-            return MeasurementStatus()
+            return MeasurementStatus(last_error=self.last_error)
         return self._active.status
 
     def files_in_use(self) -> set[str]:

@@ -186,6 +186,7 @@ def test_link_loss_mid_run(
     assert stream.closed_normally
     state = client.get("/state").json()
     assert state["measurement_status"]["running"] is False
+    assert "StreamingTimeoutError" in state["measurement_status"]["last_error"]
     assert state["link_state"] == "stu_connected"  # the device is gone
     # The service is usable: connect again and measure.
     connect_device(client, mac)
