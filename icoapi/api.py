@@ -24,6 +24,7 @@ from icoapi.configuration.router import router as config_router
 from icoapi.configuration.service import ConfigService
 from icoapi.core.errors import IcoapiError
 from icoapi.core.events import EventBus
+from icoapi.core.limits import BodySizeLimit
 from icoapi.core.logging import setup_logging
 from icoapi.core.paths import AppPaths
 from icoapi.core.security import RequestGuard
@@ -180,6 +181,9 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["Content-Disposition"],
     )
+    # Configuration uploads are small YAML files (the service checks 1 MiB of
+    # content); the margin leaves room for the multipart framing.
+    app.add_middleware(BodySizeLimit, limits={f"{settings.api_prefix}/config/": 2 * 1024 * 1024})
     api_key = settings.ICOAPI_API_KEY.get_secret_value() if settings.ICOAPI_API_KEY else None
     # Added last, so it runs first: refused requests never reach CORS or a route.
     app.add_middleware(

@@ -9,9 +9,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from icoapi.api import create_app
 from icoapi.core.events import CLOUD_CHANGED
 from icoapi.core.paths import AppPaths
 from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, with_header
+from tests.support import make_settings
 
 CONFIG = "/api/v1/config"
 ENDPOINTS = {"meta": "metadata.yaml", "sensors": "sensors.yaml", "dataspace": "dataspace.yaml"}
@@ -380,3 +382,15 @@ def test_uploaded_password_never_reaches_log_file(api: TestClient, paths: AppPat
     text = Path(paths.log_file).read_text(encoding="utf-8")
     assert password not in text
     assert "logging in with password=***" in text
+
+
+def test_announced_oversized_body_is_refused_before_reading(tmp_path: Path) -> None:
+    # A separate app: the module's shared one keeps its own data folder.
+    with TestClient(create_app(make_settings(tmp_path / "data"))) as http:
+        response = http.post(
+            "/api/v1/config/sensors",
+            content=b"x" * (3 * 1024 * 1024),
+            headers={"content-type": "multipart/form-data; boundary=abc"},
+        )
+    assert response.status_code == 413
+    assert "too large" in response.json()["detail"]
