@@ -129,7 +129,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             system.link_error,
             settings.api_prefix,
         )
-    logger.info("icoapi ready on %s", settings.api_prefix)
+    host = settings.VITE_API_HOSTNAME
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    logger.info(
+        "icoapi ready: API under %s, documentation at http://%s:%d/docs",
+        settings.api_prefix,
+        shown,
+        settings.VITE_API_PORT,
+    )
     try:
         yield
     finally:

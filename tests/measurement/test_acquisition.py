@@ -113,6 +113,8 @@ def test_channels(
         present = [sample[channel] is not None for sample in stream.samples]
         assert all(present) if channel in channels else not any(present)
     assert stream.dataloss[-1] == 0
+    # WEBSOCKET_UPDATE_RATE (default 60) caps the messages per second.
+    assert stream.messages <= 60 * (duration + 1) + 5
 
 
 def test_file_readable_by_icotronic(

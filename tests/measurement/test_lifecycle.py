@@ -75,3 +75,22 @@ def test_shutdown_stops_a_running_measurement(tmp_path: Path, live_server_factor
     assert attributes["measurement_status"] == "stopped"
     # The device was disconnected and the simulator stopped with the link.
     assert simulator.connected_device is None
+
+
+def test_update_rate_is_messages_per_second(tmp_path: Path, live_server_factory: Any) -> None:
+    server = live_server_factory(
+        simulator_settings(tmp_path / "data", WEBSOCKET_UPDATE_RATE=4),
+        simulator_config=fast_simulator_config(),
+    )
+    simulator = server.app.state.system.simulator
+    mac = simulator.config.devices[0].mac
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:
+        connect_device(http, mac)
+        stream = StreamRecorder(f"{server.ws_url}/api/v1/measurement/stream").start()
+        name = start(http, instructions(mac, time=2))["data"]["name"]
+        wait_idle(server)
+        stream.wait()
+    rows, _, _ = read_table(measurement_file(server, name))
+    # Few, large messages, and still every sample.
+    assert stream.messages <= 4 * 3 + 5
+    assert len(stream.samples) == len(rows)
