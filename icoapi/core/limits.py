@@ -4,9 +4,9 @@ disk before the route can check it)."""
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from icoapi.core.asgi import send_error
 
 
 class BodySizeLimit:
@@ -29,23 +29,7 @@ class BodySizeLimit:
             )
             if too_large:
                 assert limit is not None
-                await self._refuse(send, limit)
+                detail = f"Request body too large (the limit is {limit // 1024} KiB)."
+                await send_error(send, 413, detail, close=True)
                 return
         await self.app(scope, receive, send)
-
-    async def _refuse(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {"detail": f"Request body too large (the limit is {limit // 1024} KiB)."}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 from collections.abc import Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from icoapi.core.asgi import send_error
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,15 +109,4 @@ class RequestGuard:
             # Refusing before accept makes the server answer the handshake with 403.
             await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
             return
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, status, detail)

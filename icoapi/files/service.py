@@ -51,7 +51,7 @@ from icoapi.files.schemas import (
     StoredSensor,
 )
 from icoapi.measurement import metadata as metadata_io
-from icoapi.measurement.storage import HDF5_LOCK
+from icoapi.measurement.storage import HDF5_LOCK, SENSOR_FLOATS
 
 logger = logging.getLogger(__name__)
 
@@ -387,14 +387,7 @@ class MeasurementFileService:
             values = {column: metadata_io.plain_value(row[column]) for column in table.colnames}
             for column in ("name", "sensor_id", "unit", "dimension"):
                 values[column] = str(values.get(column) or "")
-            for column in (
-                "phys_min",
-                "phys_max",
-                "volt_min",
-                "volt_max",
-                "scaling_factor",
-                "offset",
-            ):
+            for column in SENSOR_FLOATS:
                 number = values.get(column)
                 values[column] = float(number) if isinstance(number, int | float) else 0.0
             values["sensor_type"] = values.get("sensor_type") or None
