@@ -61,7 +61,7 @@ from icoapi.configuration.schemas import (
     HeaderDocument,
     MetadataBody,
 )
-from icoapi.core.events import CLOUD_CHANGED, EventBus
+from icoapi.core.events import CloudChanged, EventBus
 from icoapi.core.logging import SecretRedactor
 from icoapi.core.paths import AppPaths
 from icoapi.core.tasks import run_blocking
@@ -517,7 +517,7 @@ class ConfigService:
     def _announce(self, kind: ConfigKind) -> None:
         # On the event loop: state listeners schedule pushes there.
         if kind is DATASPACE:
-            self.events.publish(CLOUD_CHANGED, None)
+            self.events.publish(CloudChanged())
 
     # -- backups --------------------------------------------------------------------------
 

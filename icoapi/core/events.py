@@ -1,22 +1,62 @@
-"""A small in-process event bus: producers publish named events, consumers (the
-state WebSocket) subscribe. Producers never see a socket."""
+"""A small in-process event bus with typed events.
+
+Producers publish event objects; consumers (the state WebSocket, the dataspace
+upload queue) subscribe. Producers never see a socket or a consumer.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-Listener = Callable[[str, Any], None]
 
-# Event names. "<domain>:<what happened>".
-SYSTEM_CHANGED = "system:changed"
-MEASUREMENT_CHANGED = "measurement:changed"
-POST_META_REQUEST = "measurement:post_meta_request"
-POST_META_COMPLETED = "measurement:post_meta_completed"
-CLOUD_CHANGED = "cloud:changed"
+@dataclass(frozen=True)
+class SystemChanged:
+    """The ICOtronic link or the connected device changed."""
+
+
+@dataclass(frozen=True)
+class MeasurementChanged:
+    """A measurement started, ended, or its status changed otherwise."""
+
+
+@dataclass(frozen=True)
+class PostMetaRequested:
+    """A finished measurement waits for post-measurement metadata."""
+
+
+@dataclass(frozen=True)
+class PostMetaCompleted:
+    """The post-measurement metadata of a measurement was received."""
+
+
+@dataclass(frozen=True)
+class CloudChanged:
+    """The dataspace configuration, health or upload progress changed."""
+
+
+@dataclass(frozen=True)
+class MeasurementFileFinished:
+    """A measurement file is complete: closed, with its post-measurement metadata
+    written (or given up on). Nothing writes to ``path`` after this event."""
+
+    path: Path
+    status: str
+
+
+Event = (
+    SystemChanged
+    | MeasurementChanged
+    | PostMetaRequested
+    | PostMetaCompleted
+    | CloudChanged
+    | MeasurementFileFinished
+)
+Listener = Callable[[Event], None]
 
 
 class EventBus:
@@ -30,9 +70,9 @@ class EventBus:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def publish(self, event: str, data: Any = None) -> None:
+    def publish(self, event: Event) -> None:
         for listener in list(self._listeners):
             try:
-                listener(event, data)
+                listener(event)
             except Exception:
-                logger.exception("Event listener failed for %s", event)
+                logger.exception("Event listener failed for %s", type(event).__name__)

@@ -23,7 +23,7 @@ import tables
 from icotronic.can.node.sensor import SensorNode
 from icotronic.can.streaming import StreamingData
 
-from icoapi.core.events import POST_META_COMPLETED, POST_META_REQUEST, EventBus
+from icoapi.core.events import EventBus, PostMetaCompleted, PostMetaRequested
 from icoapi.core.tasks import run_blocking
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.ift import IFT_MAX_POINTS, compute_ift
@@ -379,7 +379,7 @@ class MeasurementRun:
         )
 
     async def _wait_for_post_meta(self) -> None:
-        self.events.publish(POST_META_REQUEST)
+        self.events.publish(PostMetaRequested())
         try:
             async with asyncio.timeout(self.post_meta_timeout):
                 await self.post_meta_received.wait()
@@ -393,7 +393,7 @@ class MeasurementRun:
         if self.post_meta is None:
             logger.warning("Gave up waiting for post-measurement metadata for %s", self.plan.name)
             return
-        self.events.publish(POST_META_COMPLETED)
+        self.events.publish(PostMetaCompleted())
         try:
             await run_blocking(append_metadata, self.plan.path, "post", self.post_meta.model_dump())
         except Exception as error:

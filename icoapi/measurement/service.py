@@ -21,7 +21,7 @@ from typing import Any
 from icotronic.can.node.sensor import SensorNode
 
 from icoapi import __version__
-from icoapi.core.events import MEASUREMENT_CHANGED, EventBus
+from icoapi.core.events import EventBus, MeasurementChanged
 from icoapi.core.paths import AppPaths
 from icoapi.core.settings import Settings
 from icoapi.core.tasks import TaskRegistry, run_blocking
@@ -206,7 +206,7 @@ class MeasurementService:
             self._idle.clear()
             active.task = self.tasks.spawn(self._drive(active), name=f"measurement {plan.name}")
             self.last_error = None
-        self.events.publish(MEASUREMENT_CHANGED)
+        self.events.publish(MeasurementChanged())
         logger.info(
             "Measurement %s started: channels %s, %.1f Hz per channel, file %s",
             plan.name,
@@ -331,7 +331,7 @@ class MeasurementService:
             if self._active is active:
                 self._active = None
             self._idle.set()
-            self.events.publish(MEASUREMENT_CHANGED)
+            self.events.publish(MeasurementChanged())
 
     async def _recover_link(self) -> None:
         if not await self.system.verify_device_link():
@@ -350,7 +350,7 @@ class MeasurementService:
             except Exception as error:
                 logger.warning("Could not disconnect after the measurement: %s", error)
         active.status = active.status.model_copy(update={"running": False})
-        self.events.publish(MEASUREMENT_CHANGED)
+        self.events.publish(MeasurementChanged())
 
     # -- stop, post-meta, shutdown -------------------------------------------------------
 

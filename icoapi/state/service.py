@@ -12,13 +12,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from icoapi import __version__
 from icoapi.core.disk import disk_capacity
-from icoapi.core.events import POST_META_COMPLETED, POST_META_REQUEST, EventBus
+from icoapi.core.events import Event, EventBus, PostMetaCompleted, PostMetaRequested
 from icoapi.core.paths import AppPaths
 from icoapi.core.websocket import ClientGroup, WebSocketClient
 from icoapi.measurement.schemas import MeasurementStatus
@@ -27,9 +26,9 @@ from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
 
-ANNOUNCEMENTS = {
-    POST_META_REQUEST: "post_meta_request",
-    POST_META_COMPLETED: "post_meta_completed",
+ANNOUNCEMENTS: dict[type[Event], str] = {
+    PostMetaRequested: "post_meta_request",
+    PostMetaCompleted: "post_meta_completed",
 }
 
 
@@ -69,8 +68,8 @@ class StateService:
     def state_message(self) -> str:
         return SocketMessage(message="state", data=self.snapshot()).model_dump_json()
 
-    def _on_event(self, event: str, data: Any) -> None:
-        announcement = ANNOUNCEMENTS.get(event)
+    def _on_event(self, event: Event) -> None:
+        announcement = ANNOUNCEMENTS.get(type(event))
         if announcement is not None:
             self.clients.broadcast(SocketMessage(message=announcement).model_dump_json())
             return

@@ -38,7 +38,7 @@ from icotronic.can.node.spu import SPU
 from icotronic.can.node.stu import STU, AsyncSensorNodeManager
 from netaddr import EUI
 
-from icoapi.core.events import SYSTEM_CHANGED, EventBus
+from icoapi.core.events import EventBus, SystemChanged
 from icoapi.system.errors import (
     CanLinkUnavailableError,
     CanNoResponseError,
@@ -127,7 +127,7 @@ class ICOSystem:
         if state is not self.state:
             logger.debug("ICOtronic system state %s -> %s", self.state, state)
             self.state = state
-            self.events.publish(SYSTEM_CHANGED, state)
+            self.events.publish(SystemChanged())
 
     def _require(self, *allowed: LinkState) -> None:
         if self.state is LinkState.DISCONNECTED and LinkState.DISCONNECTED not in allowed:
@@ -225,7 +225,7 @@ class ICOSystem:
         self._sensor_manager = None
         if self.device is not None:
             self.device = None
-            self.events.publish(SYSTEM_CHANGED, None)
+            self.events.publish(SystemChanged())
         if self.state in (LinkState.SENSOR_CONNECTED, LinkState.MEASURING):
             self._set_state(LinkState.STU_CONNECTED)
 
@@ -389,7 +389,7 @@ class ICOSystem:
                 old_name = await self._sensor.get_name()
                 await self._sensor.set_name(new_name)
                 self.device = ConnectedDevice(name=new_name, mac_address=mac)
-            self.events.publish(SYSTEM_CHANGED, None)
+            self.events.publish(SystemChanged())
         else:
             # Only the STU is connected: connect for the rename, then disconnect.
             await self.connect(mac)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from icoapi.core.events import CLOUD_CHANGED
+from icoapi.core.events import CloudChanged, Event
 from icoapi.core.paths import AppPaths
 from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, with_header
 
@@ -77,15 +77,15 @@ def test_restore_of_dataspace_announces_and_protects_password(
     password = "restored-secret-value"
     backup = "dataspace__20200101T000000Z.yaml"
     (paths.config_backup / backup).write_bytes(dump(enabled_dataspace(password)))
-    seen: list[str] = []
+    seen: list[Event] = []
     unsubscribe = api.app.state.events.subscribe(  # type: ignore[attr-defined]
-        lambda event, data: seen.append(event)
+        seen.append
     )
     try:
         assert restore(api, "dataspace.yaml", backup).json() == RESTORED
     finally:
         unsubscribe()
-    assert seen == [CLOUD_CHANGED]
+    assert seen == [CloudChanged()]
     logging.getLogger("icoapi.test").warning("using %s", password)
     assert password not in paths.log_file.read_text(encoding="utf-8")
 

@@ -10,7 +10,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from icoapi.api import create_app
-from icoapi.core.events import CLOUD_CHANGED
+from icoapi.core.events import CloudChanged, Event
 from icoapi.core.paths import AppPaths
 from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, with_header
 from tests.support import make_settings
@@ -339,9 +339,9 @@ def test_dataspace_enabled_must_be_boolean(api: TestClient) -> None:
 
 
 def test_dataspace_upload_announces_cloud_change(api: TestClient) -> None:
-    seen: list[str] = []
+    seen: list[Event] = []
     unsubscribe = api.app.state.events.subscribe(  # type: ignore[attr-defined]
-        lambda event, data: seen.append(event)
+        seen.append
     )
     try:
         response = upload(api, "dataspace", dump(enabled_dataspace("x-secret-1")))
@@ -349,7 +349,7 @@ def test_dataspace_upload_announces_cloud_change(api: TestClient) -> None:
         assert upload(api, "meta", dump(shipped("metadata.yaml"))).status_code == 200
     finally:
         unsubscribe()
-    assert seen.count(CLOUD_CHANGED) == 1
+    assert seen.count(CloudChanged()) == 1
 
 
 def test_dataspace_get_masks_password(api: TestClient) -> None:
