@@ -80,17 +80,54 @@ FIELD_TAG = f"{TAG_PREFIX}field>"
 SECTION_TAG = f"{TAG_PREFIX}section>"
 
 
+# The values the web client's input provider renders. Anything else is drawn as a
+# label without an input: the operator can type nothing, and a required field
+# can never be satisfied.
+Datatype = Literal[
+    "text",
+    "text_box",
+    "dropdown",
+    "text_suggestions",
+    "int",
+    "float",
+    "int_qty",
+    "float_qty",
+    "boolean",
+    "image",
+]
+FieldRole = Literal["default", "implementation", "range"]
+Requirement = Literal["required", "optional", "restricted"]
+NEEDS_OPTIONS: frozenset[str] = frozenset({"dropdown", "text_suggestions"})
+NEEDS_UNIT: frozenset[str] = frozenset({"int_qty", "float_qty"})
+# ``info.config_version`` of a metadata file the client treats as switched off.
+DISABLED_VERSION = "disabled"
+
+
 class FieldDefinition(BaseModel):
-    """One metadata form field. Keys besides these (required, default,
-    description, unit, ...) are free."""
+    """One metadata form field. ``datatype`` picks the input widget, ``type`` the
+    field's role, ``required`` whether it must be filled (absent: optional).
+    Other keys (default, description, ...) are free."""
 
     model_config = ConfigDict(extra="allow")
 
     id: NonEmptyStr
     label: NonEmptyStr
-    datatype: NonEmptyStr
-    type: NonEmptyStr
+    datatype: Datatype
+    type: FieldRole
+    required: Requirement | None = None
     options: list[Any] | None = None
+    unit: NonEmptyStr | None = None
+
+    def render_problems(self) -> list[tuple[str, str]]:
+        """(key, message) for what the widget of ``datatype`` needs but lacks."""
+        problems = []
+        if self.datatype == "dropdown" and not self.options:
+            problems.append(("options", "a dropdown needs a non-empty list of options"))
+        elif self.datatype in NEEDS_OPTIONS and self.options is None:
+            problems.append(("options", f"datatype {self.datatype} needs a list of options"))
+        if self.datatype in NEEDS_UNIT and self.unit is None:
+            problems.append(("unit", f"datatype {self.datatype} needs a unit"))
+        return problems
 
 
 def _entry_kind(value: Any) -> str | None:
@@ -129,6 +166,25 @@ class MetadataBody(BaseModel):
 
     default_profile_id: NonEmptyStr
     profiles: Annotated[dict[str, Profile], Field(min_length=1)]
+
+    def field_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """(path, message) of every field definition the client cannot render."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+
+        def visit(entries: dict[str, Any], path: tuple[str, ...]) -> None:
+            for key, entry in entries.items():
+                if isinstance(entry, FieldDefinition):
+                    for name, message in entry.render_problems():
+                        problems.append(((*path, key, name), message))
+                elif isinstance(entry, dict):
+                    visit(entry, (*path, key))
+
+        for profile_key, profile in self.profiles.items():
+            for part in ("pre", "post"):
+                sections = getattr(profile, part)
+                if sections:
+                    visit(sections, ("profiles", profile_key, part))
+        return problems
 
 
 # --- dataspace.yaml ----------------------------------------------------------------------

@@ -53,6 +53,7 @@ from icoapi.configuration.errors import (
     UnsupportedConfigMediaError,
 )
 from icoapi.configuration.schemas import (
+    DISABLED_VERSION,
     ConfigBackup,
     ConfigFile,
     ConfigFileInfoHeader,
@@ -104,12 +105,20 @@ def _metadata_problems(data: Any) -> list[Problem]:
     problems = _model_problems(MetadataBody, data)
     if not problems:
         body = MetadataBody.model_validate(data)
+        problems.extend(Problem(loc, message) for loc, message in body.field_problems())
         ids = set(body.profiles) | {profile.id for profile in body.profiles.values()}
-        if body.default_profile_id not in ids:
+        # A disabled file's default profile is never used (the web client's own
+        # example names one that does not exist).
+        if body.default_profile_id not in ids and not _metadata_disabled(data):
             problems.append(
                 Problem(("default_profile_id",), f"unknown profile '{body.default_profile_id}'")
             )
     return problems
+
+
+def _metadata_disabled(data: Any) -> bool:
+    info = data.get("info") if isinstance(data, dict) else None
+    return isinstance(info, dict) and info.get("config_version") == DISABLED_VERSION
 
 
 def _sensor_problems(data: Any) -> list[Problem]:

@@ -140,7 +140,7 @@ def test_backups_are_listed_newest_first(api: TestClient, paths: AppPaths) -> No
     metadata = api.get(f"{CONFIG}/backup").json()["files"][0]
 
     versions = [b["info_header"] and b["info_header"]["config_version"] for b in metadata["backup"]]
-    assert versions == ["2", "1", "0.0.1", None]
+    assert versions == ["2", "1", "disabled", None]
     names = [b["filename"] for b in metadata["backup"]]
     assert names[-1] == "metadata__20000101T000000Z.yaml"
     assert metadata["backup"][-1]["error"].startswith("Not valid YAML")

@@ -236,15 +236,15 @@ profiles:
         person:
           id: person
           label: Operator
-          datatype: string
+          datatype: text
         nested:
           deeper:
             field: 3
         choice:
           id: choice
           label: Choice
-          datatype: string
-          type: dropdown
+          datatype: dropdown
+          type: default
           options: not-a-list
       Other: just text
     post: [1, 2]
@@ -270,7 +270,8 @@ def test_every_metadata_schema_error_is_listed(api: TestClient) -> None:
 
 
 def test_metadata_default_profile_must_exist(api: TestClient) -> None:
-    document = {**shipped("metadata.yaml"), "default_profile_id": "drilling"}
+    enabled = with_header(shipped("metadata.yaml"), config_version="1.0")
+    document = {**enabled, "default_profile_id": "drilling"}
     response = upload(api, "meta", dump(document))
     assert response.status_code == 422
     assert response.json()["detail"].endswith(
