@@ -46,3 +46,7 @@ class InvalidUploadError(BadRequestError):
 class FileOperationError(IcoapiError):
     status_code = 500
     default_detail = "The file operation failed."
+
+
+class EmbeddedFileTooLargeError(UnprocessableError):
+    default_detail = "The embedded file is too large to be read."

@@ -15,6 +15,7 @@ from icoapi.core.errors import error_responses
 from icoapi.files.deps import FilesDep, MeasurementFile
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
+    EmbeddedFileTooLargeError,
     FileInUseError,
     FileOperationError,
     InvalidFileNameError,
@@ -175,7 +176,7 @@ async def upload_embedded_files(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file."},
-        **error_responses(*READ_ERRORS),
+        **error_responses(*READ_ERRORS, EmbeddedFileTooLargeError),
     },
 )
 async def download_embedded_file(

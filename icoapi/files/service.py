@@ -33,6 +33,7 @@ from icoapi.core.disk import GIB, disk_capacity
 from icoapi.core.tasks import run_blocking
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
+    EmbeddedFileTooLargeError,
     FileInUseError,
     FileOperationError,
     InvalidFileNameError,
@@ -585,29 +586,49 @@ class MeasurementFileService:
     async def open_embedded(self, path: Path, dataset: str) -> EmbeddedDownload:
         """Info and byte chunks of an embedded file (errors raised before streaming)."""
         self.ensure_not_in_use(path)
-        info, rows, length = await run_blocking(self._embedded_node_info, path, dataset)
-        return EmbeddedDownload(
-            info=info, length=length, chunks=self._embedded_chunks(path, dataset, rows)
+        info, rows, length, content = await run_blocking(self._embedded_node_info, path, dataset)
+        chunks = (
+            _split(content) if content is not None else self._embedded_chunks(path, dataset, rows)
         )
+        return EmbeddedDownload(info=info, length=length, chunks=chunks)
 
     @staticmethod
     def _embedded_node(h5: tables.File, dataset: str) -> Any:
+        """The node of an embedded file in either layout: an array of bytes (what
+        this service writes, read in chunks) or a scalar byte string (what other
+        ICOtronic tools write)."""
         node_path = f"/{EMBEDDED_GROUP}/{dataset}"
         if not re.fullmatch(r"\w+", dataset) or node_path not in h5:
             raise MeasurementFileNotFoundError()
         node = h5.get_node(node_path)
-        if not isinstance(node, tables.Array) or not node.shape:  # EArray/CArray included
+        if not isinstance(node, tables.Array):  # EArray/CArray included
+            raise MeasurementFileNotFoundError()
+        if not node.shape and node.dtype.kind != "S":
             raise MeasurementFileNotFoundError()
         return node
 
-    def _embedded_node_info(self, path: Path, dataset: str) -> tuple[EmbeddedFileInfo, int, int]:
+    def _embedded_node_info(
+        self, path: Path, dataset: str
+    ) -> tuple[EmbeddedFileInfo, int, int, bytes | None]:
+        """Info, rows and byte length of an embedded file; for a scalar byte
+        string also its content (HDF5 reads a scalar only whole)."""
         with HDF5_LOCK:
             h5 = _open_hdf5(path, "r")
             try:
                 node = self._embedded_node(h5, dataset)
+                info = _embedded_info(node)
+                if not node.shape:
+                    if node.dtype.itemsize > self.max_embedded_size:
+                        raise EmbeddedFileTooLargeError(
+                            f"The embedded file {dataset} is stored as one byte string of "
+                            f"{node.dtype.itemsize} bytes; at most {self.max_embedded_size} "
+                            "bytes are read that way."
+                        )
+                    content = _scalar_bytes(node)
+                    return info, 1, len(content), content
                 rows = int(node.shape[0])
                 length = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
-                return _embedded_info(node), rows, length
+                return info, rows, length, None
             finally:
                 h5.close()
 
@@ -645,12 +666,32 @@ def _embedded_info(node: Any) -> EmbeddedFileInfo:
         return metadata_io.raw_attribute(node, name) if name in names else None
 
     size, mime, original = attribute("size"), attribute("mime"), attribute("original_name")
+    if not isinstance(size, int | float):
+        # Scalar byte strings hold one value of ``itemsize`` bytes.
+        size = node.nrows if node.shape else node.dtype.itemsize
     return EmbeddedFileInfo(
         dataset_name=node._v_name,
         original_name=original if isinstance(original, str) and original else node._v_name,
         mime=mime if isinstance(mime, str) and mime else "application/octet-stream",
-        size=int(size) if isinstance(size, int | float) else int(node.nrows),
+        size=int(size),
     )
+
+
+def _scalar_bytes(node: Any) -> bytes:
+    """The content of a scalar byte string node. PyTables strips trailing NUL
+    bytes when reading, so the value is padded back to its stored length, then
+    cut to the ``size`` attribute where that is given (an empty file is stored
+    as one NUL byte)."""
+    raw = np.asarray(node.read(), dtype=node.dtype).tobytes()
+    size = metadata_io.raw_attribute(node, "size") if "size" in node._v_attrs._v_attrnames else None
+    if isinstance(size, int | float) and not isinstance(size, bool) and 0 <= size <= len(raw):
+        raw = raw[: int(size)]
+    return raw
+
+
+async def _split(content: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, max(len(content), 1), EMBEDDED_CHUNK):
+        yield content[start : start + EMBEDDED_CHUNK]
 
 
 def _remove_stale_upload(path: Path) -> None:

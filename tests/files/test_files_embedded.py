@@ -162,3 +162,94 @@ def test_content_disposition_escapes_quotes_and_backslashes() -> None:
         "attachment; filename=\"say _hi__now.txt\"; filename*=UTF-8''say%20%22hi%22%5Cnow.txt"
     )
     header.encode("latin-1")
+
+
+def embed_scalar(path: Path, dataset: str, content: bytes, **attributes: object) -> None:
+    """An embedded file in the other layout: one scalar byte string (as other
+    ICOtronic tools write it), with or without the describing attributes."""
+    with tables.open_file(path, "a") as h5:
+        group = (
+            h5.root.embedded_files
+            if "/embedded_files" in h5
+            else h5.create_group("/", "embedded_files")
+        )
+        node = h5.create_array(group, dataset, obj=content)
+        for name, value in attributes.items():
+            node.attrs[name] = value
+
+
+def test_scalar_byte_string_download_and_delete(client: TestClient, measurement: Path) -> None:
+    # Trailing NUL bytes are content too (PyTables strips them when reading).
+    content = b"\x00\x01binary\xff" * 200_000 + b"\x00\x00"
+    embed_scalar(
+        measurement,
+        "report_bin",
+        content,
+        size=len(content),
+        mime="application/pdf",
+        original_name="Bericht März.pdf",
+    )
+    embed(client, "measurement.hdf5", ("array.txt", b"array", "text/plain"))
+
+    meta = client.get(f"{API}/files/analyze/meta/measurement.hdf5").json()
+    listed = {f["dataset_name"]: f for f in meta["embedded_files"]}
+    assert listed["report_bin"]["size"] == len(content)
+    assert listed["report_bin"]["mime"] == "application/pdf"
+    assert listed["report_bin"]["original_name"] == "Bericht März.pdf"
+
+    response = client.get(f"{API}/files/measurement.hdf5/embedded/report_bin")
+    assert response.status_code == 200
+    assert response.content == content
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-length"] == str(len(content))
+    assert unquote(response.headers["content-disposition"].split("UTF-8''")[1]) == (
+        "Bericht März.pdf"
+    )
+
+    deleted = client.delete(f"{API}/files/measurement.hdf5/embedded/report_bin")
+    assert deleted.status_code == 200
+    assert deleted.json() == {"file_name": "measurement.hdf5", "dataset_name": "report_bin"}
+    with tables.open_file(measurement) as h5:
+        assert "/embedded_files/report_bin" not in h5
+        assert "/embedded_files/array_txt" in h5  # the other layout is untouched
+    again = client.get(f"{API}/files/measurement.hdf5/embedded/report_bin")
+    assert (again.status_code, again.json()) == (404, FILE_NOT_FOUND)
+    array = client.get(f"{API}/files/measurement.hdf5/embedded/array_txt")
+    assert (array.status_code, array.content) == (200, b"array")
+
+
+def test_scalar_byte_string_without_attributes(client: TestClient, measurement: Path) -> None:
+    embed_scalar(measurement, "notes", b"line 1\nline 2\x00")
+    embed_scalar(measurement, "empty", b"", size=0)  # HDF5 stores one NUL byte
+    meta = client.get(f"{API}/files/analyze/meta/measurement.hdf5").json()
+    listed = {f["dataset_name"]: f for f in meta["embedded_files"]}
+    assert listed["notes"] == {
+        "dataset_name": "notes",
+        "original_name": "notes",
+        "mime": "application/octet-stream",
+        "size": 14,
+        "download_path": f"{API}/files/measurement.hdf5/embedded/notes",
+    }
+    notes = client.get(f"{API}/files/measurement.hdf5/embedded/notes")
+    assert (notes.status_code, notes.content) == (200, b"line 1\nline 2\x00")
+    empty = client.get(f"{API}/files/measurement.hdf5/embedded/empty")
+    assert (empty.status_code, empty.content) == (200, b"")
+
+
+def test_scalar_limits_and_other_scalars(
+    client: TestClient, measurement: Path, use_service: Callable[..., None]
+) -> None:
+    embed_scalar(measurement, "big", b"x" * 11)
+    with tables.open_file(measurement, "a") as h5:
+        h5.create_array(h5.root.embedded_files, "number", obj=42)  # not a byte string
+    use_service(max_embedded_size=10)
+    too_big = client.get(f"{API}/files/measurement.hdf5/embedded/big")
+    assert too_big.status_code == 422
+    assert too_big.json() == {
+        "detail": "The embedded file big is stored as one byte string of 11 bytes; at most "
+        "10 bytes are read that way."
+    }
+    number = client.get(f"{API}/files/measurement.hdf5/embedded/number")
+    assert (number.status_code, number.json()) == (404, FILE_NOT_FOUND)
+    # Deleting does not read the content: the large one can still be removed.
+    assert client.delete(f"{API}/files/measurement.hdf5/embedded/big").status_code == 200
