@@ -42,8 +42,8 @@ async def list_stu(system: SystemDep) -> list[STUInfo]:
     "/reset", response_model=None, responses=error_responses(IncorrectStateError, *LINK_ERRORS)
 )
 async def reset_stu(system: SystemDep) -> None:
-    """Reset the STU and wait until it is operational again. Not allowed while a
-    sensor device is connected."""
+    """Reset the STU and wait until it is operational again. A connected sensor
+    device is disconnected first; refused during a measurement."""
     await system.reset_stu()
 
 

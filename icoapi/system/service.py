@@ -289,8 +289,16 @@ class ICOSystem:
         return STUInfo(name=STU_NAME, device_number=STU_DEVICE_NUMBER, mac_address=self._stu_mac)
 
     async def reset_stu(self) -> None:
-        """Reset the STU and wait (bounded) until it is operational again."""
-        async with self._exclusive(LinkState.STU_CONNECTED, timeout=RESET_TIMEOUT) as stu:
+        """Reset the STU and wait (bounded) until it is operational again.
+
+        Allowed in any state but a measurement: a connected sensor device is
+        disconnected cleanly first (a reset drops the link anyway, but the device
+        would stay ours on paper, and a fresh client could not find it)."""
+        async with self._exclusive(
+            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, timeout=RESET_TIMEOUT
+        ) as stu:
+            if self.state is LinkState.SENSOR_CONNECTED:
+                await self._disconnect_for_reset()
             await stu.reset()
             while True:
                 state = await stu.get_state()
@@ -298,6 +306,20 @@ class ICOSystem:
                     break
                 await asyncio.sleep(0.2)
         logger.info("STU reset")
+
+    async def _disconnect_for_reset(self) -> None:
+        """Disconnect the device while holding the bus (for ``reset_stu``). A
+        failure is logged, not raised: the reset that follows drops the link."""
+        manager, device = self._sensor_manager, self.device
+        logger.debug("Disconnecting sensor device %s before the STU reset", device)
+        try:
+            if manager is not None:
+                await manager.__aexit__(None, None, None)
+        except (NoResponseError, ErrorResponseError) as error:
+            logger.warning("Could not disconnect %s before the STU reset: %s", device, error)
+        finally:
+            self._forget_device()
+        logger.info("Disconnected from sensor device %s for the STU reset", device)
 
     async def is_device_connected(self) -> bool:
         if self.state is LinkState.DISCONNECTED:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import httpx
 
 from icoapi.simulator import Simulator
+from icoapi.simulator.protocol import Block, Bluetooth, System
+from tests.measurement.helpers import instructions, wait_idle
+from tests.support import LiveServer
 
 INCORRECT_STATE = {"detail": "Incorrect request for current ICOtronic system state."}
 UNREACHABLE = {"detail": "STH could not be connected and must be out of reach or discharged."}
@@ -93,10 +96,58 @@ def test_rename_while_only_stu_connected(client: httpx.Client, simulator: Simula
 
 def test_stu_reset(client: httpx.Client, simulator: Simulator) -> None:
     assert client.put("/stu/reset").json() is None
-    connect(client, simulator.config.devices[0].mac)
-    # Not allowed with a sensor device connected (reference behaviour).
-    assert client.put("/stu/reset").status_code == 400
-    assert client.put("/stu/reset").json() == INCORRECT_STATE
+    assert client.get("/state").json()["link_state"] == "stu_connected"
+    assert len(client.get("/sth").json()) == 3
+
+
+def test_stu_reset_with_a_device_connected(client: httpx.Client, simulator: Simulator) -> None:
+    target = simulator.config.devices[0]
+    connect(client, target.mac)
+    # A connected device does not advertise: another browser cannot find it.
+    assert target.mac not in {d["mac_address"] for d in client.get("/sth").json()}
+    simulator.requests.clear()
+
+    response = client.put("/stu/reset")
+
+    assert (response.status_code, response.json()) == (200, None)
+    state = client.get("/state").json()
+    assert (state["link_state"], state["device"]) == ("stu_connected", None)
+    assert simulator.connected_device is None
+    # Cleanly: Bluetooth deactivated (the library's disconnect), then the reset.
+    system = [r for r in simulator.requests if r.block == Block.SYSTEM]
+    kinds = [
+        "deactivate"
+        if r.command == System.BLUETOOTH and r.data[:1] == bytes([Bluetooth.DEACTIVATE])
+        else "reset"
+        if r.command == System.RESET
+        else "other"
+        for r in system
+    ]
+    assert "deactivate" in kinds and "reset" in kinds
+    assert kinds.index("deactivate") < kinds.index("reset")
+    assert client.get("/stu/connected").json() is False
+    # The device can be found and connected again.
+    assert target.mac in {d["mac_address"] for d in client.get("/sth").json()}
+    connect(client, target.mac)
+    assert client.get("/state").json()["device"]["mac_address"] == target.mac
+
+
+def test_stu_reset_refused_during_a_measurement(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect(client, mac)
+    started = client.post("/measurement/start", json=instructions(mac, time=None))
+    assert started.status_code == 200, started.text
+    try:
+        response = client.put("/stu/reset")
+        assert (response.status_code, response.json()) == (400, INCORRECT_STATE)
+        assert simulator.connected_device is not None
+        assert simulator.devices[0].streaming
+    finally:
+        assert client.post("/measurement/stop").status_code == 200
+    wait_idle(sim_server)
+    assert client.get("/state").json()["link_state"] == "sensor_connected"
 
 
 def test_reset_can_reopens_the_link(client: httpx.Client, simulator: Simulator) -> None:
