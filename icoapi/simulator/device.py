@@ -221,9 +221,9 @@ class SensorDevice(NodeBase):
         with self._stream_lock:
             self._streamer = streamer
             self.last_stream = streamer
-        # A one byte acknowledgement: the library accepts any Streaming/Data
-        # answer, and its stream buffer ignores frames of length ≤ 1.
-        return Reply(bytes([stream_format]), after=streamer.start)
+        # No separate acknowledgement: like hardware, the first data frame is
+        # the answer (the library accepts any Streaming/Data frame).
+        return Reply(None, after=streamer.start)
 
     # -- Requests --------------------------------------------------------------------
 
@@ -313,7 +313,8 @@ class SensorDevice(NodeBase):
         raw = max(0, min(ADC_MAX, round(voltage / (SUPPLY_DIVIDER * vref) * ADC_MAX)))
         counter = self._single_counter
         self._single_counter = (counter + 1) & 0xFF
-        return Reply(bytes([stream_format, counter]) + raw.to_bytes(2, "little") + bytes(4))
+        # Four bytes, like hardware: format, counter, one 16-bit value.
+        return Reply(bytes([stream_format, counter]) + raw.to_bytes(2, "little"))
 
     def _adc_request(self, data: bytes) -> Reply:
         data = bytes(data).ljust(8, b"\0")

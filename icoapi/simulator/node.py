@@ -30,13 +30,15 @@ class Reply:
     """The answer a node gives to one request.
 
     Attributes:
-        data: Payload of the acknowledgement (or error) frame.
+        data: Payload of the acknowledgement (or error) frame; ``None`` sends
+            no frame: ``after`` produces the answer (the first stream frame
+            answers a stream start, as on hardware).
         error: Send an error frame instead of an acknowledgement.
         after: Called right after the answer went out (e.g. start streaming),
             so frames never overtake their acknowledgement.
     """
 
-    data: bytes
+    data: bytes | None
     error: bool = False
     after: Callable[[], None] | None = None
 

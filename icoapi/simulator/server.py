@@ -265,11 +265,15 @@ class Simulator:
             reply = Reply(data, error=True)
         else:
             reply = node.handle(block, command, data)
-        response = can.Message(
-            timestamp=time.time(),
-            arbitration_id=acknowledgement_id(message.arbitration_id, error=reply.error),
-            is_extended_id=True,
-            data=reply.data,
+        response = (
+            None
+            if reply.data is None
+            else can.Message(
+                timestamp=time.time(),
+                arbitration_id=acknowledgement_id(message.arbitration_id, error=reply.error),
+                is_extended_id=True,
+                data=reply.data,
+            )
         )
         delay = self.faults.response_delay
         if delay > 0:
@@ -277,14 +281,15 @@ class Simulator:
         else:
             self._deliver(response, reply.after)
 
-    def _deliver(self, response: can.Message, after: Callable[[], None] | None) -> None:
-        response.timestamp = time.time()
-        self.send_batch((response,))
+    def _deliver(self, response: can.Message | None, after: Callable[[], None] | None) -> None:
+        if response is not None:
+            response.timestamp = time.time()
+            self.send_batch((response,))
         if after is not None and not self._stopping.is_set():
             after()
 
     def _deliver_later(
-        self, delay: float, response: can.Message, after: Callable[[], None] | None
+        self, delay: float, response: can.Message | None, after: Callable[[], None] | None
     ) -> None:
         def fire() -> None:
             with self._timers_lock:

@@ -18,6 +18,8 @@ class _Connection:
     device: SensorDevice
     requested_at: float
     """Monotonic time of the connect request."""
+    mac_echoed: bool = False
+    """A connect-by-MAC answer carried the MAC already (hardware does it once)."""
 
 
 class STU(NodeBase):
@@ -210,15 +212,25 @@ class STU(NodeBase):
         return Reply(head + b"\x01" + bytes(5))
 
     def _connect_mac(self, mac: bytes) -> Reply:
+        """Connect by MAC address, as strict as hardware: only with Bluetooth
+        active and the device found by the scan. The answer carries the MAC
+        once, in the first answer after the link is up; zeros otherwise."""
         head = bytes([Bluetooth.CONNECT_MAC, 0])
+        zeros = Reply(head + bytes(6))
         if self._bluetooth_since is None:
-            self._bluetooth_since = self._clock()
-        connecting = self.connecting_device
-        if connecting is not None:
-            found = connecting.mac == mac
-            return Reply(head + (mac[::-1] if found else bytes(6)))
-        for device in self.devices:
-            if device.mac == mac and not self.faults.is_hidden(mac):
-                self._connect(device)
-                return Reply(head + mac[::-1])
-        return Reply(head + bytes(6))
+            return zeros  # not in search mode: nothing happens
+        if self._connection is None:
+            device = next((d for d in self.available() if d.mac == mac), None)
+            if device is None:
+                return zeros  # not (yet) found by the scan
+            self._connect(device)
+        connection = self._connection
+        if (
+            connection is None
+            or connection.device.mac != mac
+            or connection.mac_echoed
+            or self.connected_device is not connection.device
+        ):
+            return zeros
+        connection.mac_echoed = True
+        return Reply(head + mac[::-1])

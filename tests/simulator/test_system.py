@@ -183,14 +183,18 @@ async def test_single_data_set(sensor: STH, simulator: Simulator) -> None:
 
 
 async def test_connect_with_mac_address_subcommand(stu: STU, simulator: Simulator) -> None:
-    """The low level connect by MAC (Bluetooth subcommand 18)."""
+    """The low level connect by MAC (Bluetooth subcommand 18), used as the
+    library's own example does: scan, then repeat the connect until connected."""
     device = simulator.devices[2]
     await stu.activate_bluetooth()
-    await stu.connect_with_mac_address(EUI(device.config.mac))
+    # Like hardware, the STU connects only to a device its scan has found.
+    assert EUI(device.config.mac) in {n.mac_address for n in await stu.collect_sensor_nodes()}
     deadline = asyncio.get_running_loop().time() + 5
+    await stu.connect_with_mac_address(EUI(device.config.mac))
     while not await stu.is_connected():
         assert asyncio.get_running_loop().time() < deadline, "not connected in time"
         await asyncio.sleep(0.05)  # polling interval, like the library's own 0.1 s
+        await stu.connect_with_mac_address(EUI(device.config.mac))
     node = SensorNode(stu.spu)
     assert await node.get_mac_address() == EUI(device.config.mac)
     await stu.deactivate_bluetooth()
