@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from icoapi.core.errors import IcoapiError, IncorrectStateError, UnprocessableError
+from icoapi.core.errors import (
+    ConflictError,
+    IcoapiError,
+    IncorrectStateError,
+    UnprocessableError,
+)
 
 __all__ = [
     "IncorrectStateError",
     "InvalidInstructionsError",
     "MeasurementFileError",
     "MeasurementStopTimeoutError",
+    "PostMetaPendingError",
 ]
 
 
@@ -24,3 +30,11 @@ class MeasurementStopTimeoutError(IcoapiError):
 class MeasurementFileError(IcoapiError):
     status_code = 500
     default_detail = "Cannot create the measurement file."
+
+
+class PostMetaPendingError(ConflictError):
+    default_detail = (
+        "The previous measurement waits for its post-measurement metadata. Send it with "
+        "POST /api/v1/measurement/post_meta, or finish without it with "
+        "POST /api/v1/measurement/stop."
+    )

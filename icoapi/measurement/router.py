@@ -11,6 +11,7 @@ from icoapi.measurement.errors import (
     IncorrectStateError,
     InvalidInstructionsError,
     MeasurementStopTimeoutError,
+    PostMetaPendingError,
 )
 from icoapi.measurement.schemas import (
     ControlResponse,
@@ -32,6 +33,7 @@ router = APIRouter(prefix="/measurement", tags=["Measurement"])
     response_model=ControlResponse,
     responses=error_responses(
         IncorrectStateError,
+        PostMetaPendingError,
         UnsupportedFeatureError,
         InvalidInstructionsError,
         CanNoResponseError,
@@ -50,7 +52,8 @@ async def start_measurement(
 @router.post("/stop", response_model=None, responses=error_responses(MeasurementStopTimeoutError))
 async def stop_measurement(measurement: MeasurementDep) -> None:
     """Stop the running measurement. Returns when the stream has ended and every
-    received sample is in the file (``null`` at once if nothing runs)."""
+    received sample is in the file (``null`` at once if nothing runs). A finished
+    measurement that waits for post-measurement metadata is finished without it."""
     await measurement.stop()
 
 

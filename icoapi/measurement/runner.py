@@ -23,13 +23,19 @@ import tables
 from icotronic.can.node.sensor import SensorNode
 from icotronic.can.streaming import StreamingData
 
-from icoapi.core.events import EventBus, PostMetaCompleted, PostMetaRequested
+from icoapi.core.events import (
+    EventBus,
+    MeasurementChanged,
+    PostMetaCompleted,
+    PostMetaRequested,
+)
 from icoapi.core.tasks import run_blocking
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.ift import IFT_MAX_POINTS, compute_ift
 from icoapi.measurement.layout import ChannelMapping
 from icoapi.measurement.live import LiveStream
 from icoapi.measurement.metadata import write_metadata
+from icoapi.measurement.post_meta import PostMetaWait
 from icoapi.measurement.schemas import MeasurementInstructions, Metadata
 from icoapi.measurement.storage import HDF5_LOCK, MeasurementWriter
 from icoapi.system.schemas import ADCSettings
@@ -113,8 +119,7 @@ class MeasurementRun:
         self.stop_requested = asyncio.Event()
         self.stream_closed = asyncio.Event()
         self.file_closed = asyncio.Event()
-        self.post_meta: Metadata | None = None
-        self.post_meta_received = asyncio.Event()
+        self.post_meta = PostMetaWait(plan.name, plan.path.name, post_meta_timeout)
         self.total = LossCounter()
         self.period = LossCounter()
         self.result = RunResult()
@@ -129,10 +134,12 @@ class MeasurementRun:
     def request_stop(self) -> None:
         self.stop_requested.set()
 
-    def provide_post_meta(self, metadata: Metadata | None) -> None:
-        """Deliver the post-measurement metadata; ``None`` gives up waiting."""
-        self.post_meta = metadata
-        self.post_meta_received.set()
+    def provide_post_meta(self, metadata: Metadata | None) -> bool:
+        """Deliver the post-measurement metadata; ``None`` finishes without it.
+        False if the wait is over already."""
+        if metadata is None:
+            return self.post_meta.finish_without()
+        return self.post_meta.provide(metadata)
 
     # -- the task ---------------------------------------------------------------------
 
@@ -379,23 +386,16 @@ class MeasurementRun:
         )
 
     async def _wait_for_post_meta(self) -> None:
+        self.post_meta.begin()
         self.events.publish(PostMetaRequested())
-        try:
-            async with asyncio.timeout(self.post_meta_timeout):
-                await self.post_meta_received.wait()
-        except TimeoutError:
-            logger.warning(
-                "No post-measurement metadata for %s within %g s; file closed without it",
-                self.plan.name,
-                self.post_meta_timeout,
-            )
-            return
-        if self.post_meta is None:
-            logger.warning("Gave up waiting for post-measurement metadata for %s", self.plan.name)
-            return
+        self.events.publish(MeasurementChanged())  # the status shows the pending wait
+        metadata = await self.post_meta.wait()
+        # However it ended, clients close their post-metadata dialogs.
         self.events.publish(PostMetaCompleted())
+        if metadata is None:
+            return
         try:
-            await run_blocking(append_metadata, self.plan.path, "post", self.post_meta.model_dump())
+            await run_blocking(append_metadata, self.plan.path, "post", metadata.model_dump())
         except Exception as error:
             logger.error("Could not write post-measurement metadata: %s", error)
             return

@@ -78,6 +78,17 @@ class MeasurementInstructions(BaseModel):
     disconnect_after_measurement: bool = False
 
 
+class PendingPostMeta(BaseModel):
+    """A finished measurement that waits for its post-measurement metadata."""
+
+    name: str = Field(description="The measurement's name.")
+    file: str = Field(description="Its (closed) measurement file.")
+    since: str = Field(description="When the wait began (UTC, ISO 8601).")
+    until: str = Field(
+        description="When the file is finished without the metadata at the latest (UTC, ISO 8601)."
+    )
+
+
 class MeasurementStatus(BaseModel):
     running: bool = False
     name: str | None = None
@@ -86,6 +97,11 @@ class MeasurementStatus(BaseModel):
     instructions: MeasurementInstructions | None = None
     last_error: str | None = Field(
         default=None, description="Why the previous measurement ended early, if it did."
+    )
+    post_meta_pending: PendingPostMeta | None = Field(
+        default=None,
+        description="Set while a finished measurement waits for POST /measurement/post_meta "
+        "(POST /measurement/stop finishes it without); no new measurement starts meanwhile.",
     )
 
 

@@ -32,6 +32,7 @@ from icoapi.measurement.errors import (
     InvalidInstructionsError,
     MeasurementFileError,
     MeasurementStopTimeoutError,
+    PostMetaPendingError,
 )
 from icoapi.measurement.ift import MAX_WINDOW_S, MIN_WINDOW_S
 from icoapi.measurement.layout import ChannelMapping
@@ -136,7 +137,10 @@ class MeasurementService:
     def status(self) -> MeasurementStatus:
         if self._active is None:
             return MeasurementStatus(last_error=self.last_error)
-        return self._active.status
+        pending = self._active.run.post_meta.describe()
+        if pending is None:
+            return self._active.status
+        return self._active.status.model_copy(update={"post_meta_pending": pending})
 
     def files_in_use(self) -> set[str]:
         active = self._active
@@ -150,6 +154,14 @@ class MeasurementService:
 
     async def start(self, instructions: MeasurementInstructions) -> MeasurementStatus:
         async with self._lock:
+            pending = self._active.run.post_meta.describe() if self._active else None
+            if pending is not None:
+                raise PostMetaPendingError(
+                    f"Measurement {pending.name} has ended and its file {pending.file} waits "
+                    f"for post-measurement metadata (since {pending.since}; finished without "
+                    f"it at {pending.until}). Send it with POST /api/v1/measurement/post_meta, "
+                    "or finish without it with POST /api/v1/measurement/stop; then start again."
+                )
             if self._active is not None:
                 raise IncorrectStateError(
                     "A measurement is still running or finishing; stop it or wait until "
@@ -355,14 +367,21 @@ class MeasurementService:
     # -- stop, post-meta, shutdown -------------------------------------------------------
 
     async def stop(self) -> None:
-        """Stop the running measurement; return once its data is in the file."""
+        """Stop the running measurement; return once its data is in the file.
+
+        A measurement that already waits for post-measurement metadata is
+        finished without it (the web client's "Finish Without Post-Metadata");
+        this returns once it is done, so a new measurement can start."""
         active = self._active
         if active is None:
             return
         active.run.request_stop()
+        finishing = active.run.post_meta.pending and active.run.provide_post_meta(None)
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 await active.run.file_closed.wait()
+                if finishing:
+                    await self._idle.wait()
         except TimeoutError as error:
             raise MeasurementStopTimeoutError() from error
 

@@ -95,6 +95,10 @@ class StateService:
         await websocket.accept()
         client = self.clients.add(websocket)
         client.offer(self.state_message())
+        if self.measurement_status().post_meta_pending is not None:
+            # A browser opened (or reopened) while a measurement waits for its
+            # post-metadata: it must show the dialog too, or nobody can finish it.
+            client.offer(SocketMessage(message=ANNOUNCEMENTS[PostMetaRequested]).model_dump_json())
         try:
             while not client.closed.is_set():
                 text = await websocket.receive_text()

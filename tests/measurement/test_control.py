@@ -228,7 +228,7 @@ def test_post_meta(sim_server: LiveServer, client: httpx.Client, simulator: Simu
                 break
         # A new measurement cannot start until the file is finished.
         blocked = client.post("/measurement/start", json=instructions(mac, time=1))
-        assert blocked.status_code == 400
+        assert blocked.status_code == 409
         post = {
             "version": "0.0.1",
             "profile": "test",
