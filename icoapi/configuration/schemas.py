@@ -105,8 +105,8 @@ DISABLED_VERSION = "disabled"
 
 class FieldDefinition(BaseModel):
     """One metadata form field. ``datatype`` picks the input widget, ``type`` the
-    field's role, ``required`` whether it must be filled (absent: optional).
-    Other keys (default, description, ...) are free."""
+    field's role, ``required`` whether it must be filled. Other keys (default,
+    description, ...) are free."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -114,7 +114,7 @@ class FieldDefinition(BaseModel):
     label: NonEmptyStr
     datatype: Datatype
     type: FieldRole
-    required: Requirement | None = None
+    required: Requirement
     options: list[Any] | None = None
     unit: NonEmptyStr | None = None
 

@@ -237,6 +237,7 @@ profiles:
           id: person
           label: Operator
           datatype: text
+          required: optional
         nested:
           deeper:
             field: 3
@@ -245,6 +246,7 @@ profiles:
           label: Choice
           datatype: dropdown
           type: default
+          required: optional
           options: not-a-list
       Other: just text
     post: [1, 2]
@@ -261,10 +263,10 @@ def test_every_metadata_schema_error_is_listed(api: TestClient) -> None:
             "profiles -> milling -> pre -> General -> person -> type: required field is missing "
             "(line 14); "
             "profiles -> milling -> pre -> General -> nested -> deeper -> field: expected mapping "
-            "for field definition or nested section (line 19); "
-            "profiles -> milling -> pre -> General -> choice -> options: expected list (line 25); "
-            "profiles -> milling -> pre -> Other: expected mapping (line 26); "
-            "profiles -> milling -> post: expected mapping (line 27)"
+            "for field definition or nested section (line 20); "
+            "profiles -> milling -> pre -> General -> choice -> options: expected list (line 27); "
+            "profiles -> milling -> pre -> Other: expected mapping (line 28); "
+            "profiles -> milling -> post: expected mapping (line 29)"
         )
     }
 

@@ -96,7 +96,12 @@ def fields(document: dict[str, Any]) -> list[dict[str, Any]]:
 def enabled_field(**definition: Any) -> dict[str, Any]:
     """The shipped file, enabled, with the operator field replaced."""
     document = with_header(shipped("metadata.yaml"), config_version="1.0")
-    person = {"id": "person", "label": "Operator", **definition}
+    definition.setdefault("required", "optional")
+    person = {
+        "id": "person",
+        "label": "Operator",
+        **{key: value for key, value in definition.items() if value is not None},
+    }
     document["profiles"]["milling"]["pre"]["General"]["person"] = person
     return document
 
@@ -148,6 +153,10 @@ def test_unknown_datatype_is_refused_with_its_line(api: TestClient, paths: AppPa
             "datatype: expected 'text', 'text_box'",
         ),
         ({"datatype": "text", "type": "default", "required": "yes"}, "required: expected"),
+        (
+            {"datatype": "text", "type": "default", "required": None},
+            "required: required field is missing",
+        ),
         ({"datatype": "dropdown", "type": "default"}, "options: a dropdown needs"),
         ({"datatype": "dropdown", "type": "default", "options": []}, "options: a dropdown needs"),
         (
