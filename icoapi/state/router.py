@@ -37,6 +37,7 @@ async def health() -> Health:
 @router.websocket("/state")
 async def state_socket(websocket: WebSocket, state: StateDep) -> None:
     """Pushes ``{"message": "state", "data": ...}`` on every change; answers
-    ``{"message": "get_state"}``; announces ``post_meta_request`` and
+    ``{"message": "get_state"}``; announces ``post_meta_request`` (again to every
+    client that connects while post-measurement metadata is pending) and
     ``post_meta_completed``."""
     await state.serve(websocket)
