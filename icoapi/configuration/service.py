@@ -321,6 +321,7 @@ class ConfigService:
         # One writer at a time: two uploads must not interleave backup and rename.
         self._write_lock = threading.Lock()
         self._register_current_secrets()
+        self._check_current_metadata()
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -342,6 +343,25 @@ class ConfigService:
         secrets = secrets_in(document.data)
         self.redactor.register(secrets)
         logger.debug("Registered %d dataspace secret(s) for log redaction", len(secrets))
+
+    def _check_current_metadata(self) -> None:
+        # Startup only, a small read. An older install keeps the metadata.yaml it
+        # got first, which may be one the web client cannot render: say so.
+        path = self.path(METADATA)
+        try:
+            if path.stat().st_size > self.max_bytes:
+                return
+            validate_document(METADATA, parse_yaml(decode_yaml_bytes(path.read_bytes())))
+        except FileNotFoundError:
+            return
+        except (OSError, YamlSyntaxError, ConfigSchemaError) as error:
+            detail = error.detail if isinstance(error, ConfigSchemaError) else str(error)
+            logger.warning(
+                "%s cannot be used by the web client; upload a corrected file "
+                "(POST /api/v1/config/meta). %s",
+                path,
+                detail,
+            )
 
     # -- download -------------------------------------------------------------------------
 

@@ -3,13 +3,19 @@ disabled file's default profile is not checked."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from icoapi.configuration.service import ConfigService
+from icoapi.core.events import EventBus
+from icoapi.core.logging import SecretRedactor
 from icoapi.core.paths import AppPaths
+from icoapi.sensors.service import SensorCatalog
 from tests.configuration.yaml_samples import dump, shipped, with_header
 
 CONFIG = "/api/v1/config"
@@ -232,3 +238,50 @@ def test_enabled_file_still_needs_its_default_profile(api: TestClient) -> None:
     assert response.json()["detail"].endswith(
         "Errors: default_profile_id: unknown profile 'default' (line 7)"
     )
+
+
+OLD_SHIPPED = b"""\
+info:
+  schema_name: metadata_schema
+  schema_version: "0.0.1"
+  config_name: Generic Milling Metadata
+  config_version: "0.0.1"
+  config_date: "2025-01-01T00:00:00+00:00"
+default_profile_id: milling
+profiles:
+  milling:
+    id: milling
+    name: Milling (Generic)
+    pre:
+      General:
+        person:
+          id: person
+          label: Operator
+          datatype: string
+          type: text
+          required: optional
+"""
+
+
+def test_startup_warns_about_an_installed_file_the_client_cannot_render(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    paths = AppPaths(root=tmp_path, log_file=tmp_path / "logs" / "icodaq.log")
+    paths.ensure()
+    catalog = SensorCatalog(paths.config / "sensors.yaml")
+    caplog.set_level(logging.WARNING, logger="icoapi.configuration.service")
+
+    ConfigService(paths, catalog, SecretRedactor(), EventBus())  # no file: nothing to say
+    paths.install_default_config()
+    ConfigService(paths, catalog, SecretRedactor(), EventBus())  # the shipped file is fine
+    assert caplog.records == []
+
+    # What an older install still has: it keeps the file it got first.
+    (paths.config / "metadata.yaml").write_bytes(OLD_SHIPPED)
+    ConfigService(paths, catalog, SecretRedactor(), EventBus())
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "cannot be used by the web client" in message
+    assert "person -> datatype: expected 'text'" in message
+    assert "(line 17)" in message
