@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer
+from tests.support import LiveServer, fast_simulator_config, simulator_settings
 
 POST = {"version": "0.0.1", "profile": "milling", "parameters": {"comment": "chatter at 2 s"}}
 
@@ -163,3 +164,30 @@ def test_stop_finishes_without_post_meta(
         assert "pre_metadata" in names
         assert "post_metadata" not in names
     assert measurement_file(sim_server, follow_up).is_file()
+
+
+def test_timeout_closes_every_dialog(tmp_path: Path, live_server_factory: Any) -> None:
+    server = live_server_factory(
+        simulator_settings(tmp_path / "timeout", POST_META_TIMEOUT=1.0),
+        simulator_config=fast_simulator_config(),
+    )
+    simulator = server.app.state.system.simulator
+    mac = simulator.config.devices[0].mac
+    with (
+        httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http,
+        connect(f"{server.ws_url}/api/v1/state") as state,
+    ):
+        connect_device(http, mac)
+        body = instructions(mac, time=1, wait_for_post_meta=True, disconnect_after_measurement=True)
+        name = start(http, body)["data"]["name"]
+        seen = receive_until(state, is_message("post_meta_completed"))
+        names = [message["message"] for message in seen]
+        assert names.index("post_meta_request") < names.index("post_meta_completed")
+        pending = [pending_of(m) for m in seen if is_pending_state(m)]
+        assert pending and pending[0]["file"] == f"{name}.hdf5"
+        wait_idle(server)
+        status = http.get("/measurement").json()
+        assert status["post_meta_pending"] is None
+        # The file is complete without the metadata; the device was disconnected.
+        assert read_table(measurement_file(server, name))[1]["measurement_status"] == "completed"
+        assert http.get("/state").json()["link_state"] == "stu_connected"
