@@ -43,6 +43,7 @@ from icoapi.state.service import StateService
 from icoapi.system.link import CanLinkConfig
 from icoapi.system.router import general_router, sth_router, stu_router
 from icoapi.system.service import ICOSystem
+from icoapi.system.timeouts import HardwareTimeouts
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     system = ICOSystem(
         CanLinkConfig.from_settings(settings),
         events,
-        request_timeout=settings.CAN_REQUEST_TIMEOUT,
+        HardwareTimeouts.from_settings(settings),
         simulator_config=getattr(app.state, "simulator_config", None),
     )
     sensors = SensorCatalog(paths.config / "sensors.yaml")

@@ -133,6 +133,21 @@ class Settings(BaseSettings):
     CAN_REQUEST_TIMEOUT: float = Field(
         30.0, gt=0, description="Upper bound in seconds for one hardware operation."
     )
+    CAN_REQUEST_ATTEMPTS: int = Field(
+        10,
+        ge=1,
+        le=10,
+        description="How often a CAN request is sent before the device counts as not "
+        "answering (0.6 to 1.5 s per attempt; 10, the icotronic library's own number, "
+        "is about 10.5 s).",
+    )
+    CAN_DEVICE_SEARCH_TIMEOUT: float = Field(
+        10.0,
+        gt=0,
+        le=20,
+        description="Seconds a connect looks for a sensor device before it answers 404. "
+        "Other hardware requests wait meanwhile; at most the library's own 20 s.",
+    )
 
     # --- Measurement ----------------------------------------------------------------
     POST_META_TIMEOUT: float = Field(
