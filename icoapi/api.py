@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 
 from icoapi import __version__
 from icoapi.configuration.router import router as config_router
-from icoapi.configuration.service import ConfigService
+from icoapi.configuration.service import CONFIG_FILE_NAMES, ConfigService
 from icoapi.core.errors import IcoapiError
 from icoapi.core.events import EventBus
 from icoapi.core.limits import BodySizeLimit
@@ -90,7 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         env_file or "environment and defaults",
         paths.root,
     )
-    paths.install_default_config()
+    paths.install_default_config(CONFIG_FILE_NAMES)
 
     events = EventBus()
     tasks = TaskRegistry()

@@ -4,14 +4,13 @@ and embedded files. Every route that takes a file name gets it checked by the
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from icoapi.core.errors import error_responses
+from icoapi.core.http import content_disposition
 from icoapi.files.deps import FilesDep, MeasurementFile
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
@@ -57,16 +56,6 @@ def _multipart_body(field: str, multiple: bool) -> dict[str, Any]:
             },
         }
     }
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII ``filename`` fallback and the exact name as
-    RFC 5987 ``filename*``, so any UTF-8 name fits in the (Latin-1) header."""
-    fallback = re.sub(r'[^\x20-\x7e]|["\\;]', "_", to_ascii(filename)).strip()
-    stem, dot, suffix = fallback.rpartition(".")
-    if not re.search(r"[A-Za-z0-9]", stem if dot else fallback):
-        fallback = f"download.{suffix}" if dot and suffix else "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.get("", response_model=FileListResponse)
@@ -187,7 +176,9 @@ async def download_embedded_file(
         download.chunks,
         media_type=download.info.mime,
         headers={
-            "Content-Disposition": content_disposition(download.info.original_name),
+            "Content-Disposition": content_disposition(
+                download.info.original_name, to_ascii(download.info.original_name)
+            ),
             "Content-Length": str(download.length),
         },
     )

@@ -30,6 +30,7 @@ import numpy as np
 import tables
 
 from icoapi.core.disk import GIB, disk_capacity
+from icoapi.core.names import is_plain_file_name
 from icoapi.core.tasks import run_blocking
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
@@ -67,7 +68,6 @@ EMBEDDED_CHUNK = MIB
 # go in bounded steps anyway.
 READ_BUFFER = MIB
 STALE_UPLOAD_SECONDS = 24 * 3600
-_FORBIDDEN_PARTS = ("..", "/", "\\", "%2f", "%5c", "%00", ":")
 _UMLAUTS = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
 )
@@ -78,15 +78,7 @@ def check_measurement_name(name: str) -> None:
 
     :raises InvalidFileNameError: for path separators (also percent-encoded),
         ``..``, NUL/control characters, drive letters, hidden names and other suffixes."""
-    lowered = name.lower()
-    if (
-        not name
-        or len(name) > 255
-        or name != name.strip()
-        or name.startswith(".")
-        or any(part in lowered for part in _FORBIDDEN_PARTS)
-        or any(ord(char) < 32 or ord(char) == 127 for char in name)
-    ):
+    if not is_plain_file_name(name):
         raise InvalidFileNameError()
     if not name.endswith(SUFFIX):
         raise InvalidFileNameError(

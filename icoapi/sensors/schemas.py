@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from icoapi.configuration.documents import (
+from icoapi.core.documents import (
     DocumentInvalid,
     Problem,
     problems_from_validation_error,
