@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from icoapi.core.disk import DiskCapacity
 from icoapi.measurement.schemas import MeasurementStatus
-from icoapi.system.schemas import ConnectedDevice
+from icoapi.system.schemas import ConnectedDevice, LinkState
 
 
 class CloudState(BaseModel):
@@ -26,7 +26,7 @@ class SystemStateModel(BaseModel):
     disk_capacity: DiskCapacity
     measurement_status: MeasurementStatus
     cloud: CloudState
-    link_state: str = Field(
+    link_state: LinkState = Field(
         description="disconnected, stu_connected, sensor_connected or measuring."
     )
     link_error: str | None = Field(description="Why the CAN link is not available.")

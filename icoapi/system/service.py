@@ -22,8 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import can
 from icotronic.can.adc import ADCConfiguration
@@ -52,9 +51,11 @@ from icoapi.system.notifier import BatchingNotifier
 from icoapi.system.schemas import (
     ADCSettings,
     ConnectedDevice,
+    LinkState,
     RenameResponse,
     SensorDeviceInfo,
     STUInfo,
+    SystemSnapshot,
     normalize_mac,
 )
 from icoapi.system.timeouts import AttemptLimitedSPU, HardwareTimeouts
@@ -71,13 +72,6 @@ STU_DEVICE_NUMBER = 1
 # Pause between two polls of the STU's list of devices during a device search.
 SEARCH_POLL_INTERVAL = 0.1
 STU_OPERATING_STATE = 0x25  # Get / Application / Operating
-
-
-class LinkState(StrEnum):
-    DISCONNECTED = "disconnected"
-    STU_CONNECTED = "stu_connected"
-    SENSOR_CONNECTED = "sensor_connected"
-    MEASURING = "measuring"
 
 
 class ICOSystem:
@@ -115,9 +109,6 @@ class ICOSystem:
 
     @property
     def measuring(self) -> bool:
-        return self.state is LinkState.MEASURING
-
-    def is_measuring(self) -> bool:
         return self.state is LinkState.MEASURING
 
     def _set_state(self, state: LinkState) -> None:
@@ -481,7 +472,7 @@ class ICOSystem:
             yield sensor
         finally:
             # The state may have changed meanwhile (link lost during the run).
-            if self.is_measuring():
+            if self.measuring:
                 self._set_state(LinkState.SENSOR_CONNECTED)
 
     async def verify_device_link(self) -> bool:
@@ -499,14 +490,14 @@ class ICOSystem:
                 self._forget_device()
         return connected
 
-    def snapshot(self) -> dict[str, Any]:
-        """Link and device state for the state endpoint."""
-        return {
-            "link_state": self.state.value,
-            "link_error": self.link_error,
-            "can_interface": self.link.describe(),
-            "device": self.device.model_dump() if self.device else None,
-        }
+    def snapshot(self) -> SystemSnapshot:
+        """Link and device state for the state endpoint (never waits for the bus)."""
+        return SystemSnapshot(
+            link_state=self.state,
+            link_error=self.link_error,
+            can_interface=self.link.describe(),
+            device=self.device,
+        )
 
 
 def adc_settings(adc: ADCConfiguration) -> ADCSettings:
