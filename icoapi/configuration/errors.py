@@ -1,4 +1,6 @@
-"""Errors of the configuration domain, with the reference's exact details."""
+"""Errors of the configuration domain. Their ``detail`` texts are
+those of MyTooliT ICOapi 0.2.1 word for word where that service has the same
+error, so clients that show or compare them keep working."""
 
 from __future__ import annotations
 

@@ -128,7 +128,8 @@ class Sensor(BaseModel):
         return result
 
 
-# Used for channels that have no sensor definition (upstream's fallback).
+# Used for channels that have no sensor definition: the synthetic "Raw" sensor
+# MyTooliT ICOapi 0.2.1 uses for them (same name, id, unit and ranges).
 RAW_SENSOR = Sensor(
     name="Raw",
     sensor_type=None,

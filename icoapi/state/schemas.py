@@ -18,7 +18,8 @@ class CloudState(BaseModel):
 
 
 class SystemStateModel(BaseModel):
-    """Upstream's four fields first (the web client reads them), then what they
+    """The four fields of MyTooliT ICOapi 0.2.1 first (the ICOdaq web client reads
+    them), then what they
     cannot tell: the real link state, the connected device, whether a measurement
     runs."""
 
