@@ -36,7 +36,7 @@ from icoapi.logs.router import router as logs_router
 from icoapi.logs.service import LogService
 from icoapi.measurement.router import router as measurement_router
 from icoapi.measurement.service import MeasurementService
-from icoapi.sensors.router import router as sensor_router
+from icoapi.sensors.router import router as sensors_router
 from icoapi.sensors.service import SensorCatalog
 from icoapi.state.router import router as state_router
 from icoapi.state.service import StateService
@@ -212,7 +212,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         files_router,
         measurement_router,
         logs_router,
-        sensor_router,
+        sensors_router,
         config_router,
     ):
         app.include_router(router, prefix=prefix)
