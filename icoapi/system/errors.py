@@ -1,6 +1,4 @@
-"""Errors of the hardware-control domain. Their ``detail`` texts are
-those of MyTooliT ICOapi 0.2.1 word for word where that service has the same
-error, so clients that show or compare them keep working."""
+"""Errors of the hardware-control domain (details as :mod:`icoapi.core.errors` says)."""
 
 from __future__ import annotations
 
