@@ -126,8 +126,12 @@ def test_unknown_device_is_404(sim_server_factory: Any) -> None:
 
 
 def test_status_reads_do_not_wait_for_a_device_search(sim_server_factory: Any) -> None:
-    server = sim_server_factory(CAN_DEVICE_SEARCH_TIMEOUT=8)
+    server = sim_server_factory(CAN_DEVICE_SEARCH_TIMEOUT=20)
     system = server.app.state.system
+    simulator: Simulator = system.simulator
+    # The device is out of reach until the status reads are done.
+    mac = simulator.config.devices[0].mac
+    simulator.faults.hidden_devices.add(mac)
     base = f"{server.url}/api/v1"
     with (
         ThreadPoolExecutor(1) as pool,
@@ -135,9 +139,7 @@ def test_status_reads_do_not_wait_for_a_device_search(sim_server_factory: Any) -
         connect_ws(f"{server.ws_url}/api/v1/state") as socket,
     ):
         assert json.loads(socket.recv(timeout=10))["message"] == "state"
-        searching = pool.submit(
-            client.put, "/sth/connect", json={"mac_address": "01-02-03-04-05-06"}
-        )
+        searching = pool.submit(client.put, "/sth/connect", json={"mac_address": mac})
         # Wait until the search holds the hardware lock.
         assert wait_until_locked(system)
         with httpx.Client(base_url=base, timeout=60) as reader:
@@ -145,14 +147,17 @@ def test_status_reads_do_not_wait_for_a_device_search(sim_server_factory: Any) -
             state = reader.get("/state").json()
             socket.send(json.dumps({"message": "get_state"}))
             pushed = json.loads(socket.recv(timeout=10))
-        # All three answered while the search still held the lock.
+        # All three answered while the search still held the lock: the device
+        # is still hidden, so the search cannot have ended.
         assert not searching.done()
         assert system._lock.locked()
         assert state["link_state"] == "stu_connected"
         assert pushed["message"] == "state"
         assert pushed["data"]["link_state"] == "stu_connected"
-        response = searching.result(timeout=60)
-        assert (response.status_code, response.json()) == (404, UNREACHABLE)
+        # The device comes into reach: the same search finds and connects it.
+        simulator.faults.hidden_devices.clear()
+        assert searching.result(timeout=60).status_code == 200
+        assert client.get("/stu/connected").json() is True
 
 
 def wait_until_locked(system: ICOSystem, timeout: float = 10) -> bool:
