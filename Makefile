@@ -37,7 +37,7 @@ run: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=10
 
 lint: install
 	$(VENV)/bin/ruff check .

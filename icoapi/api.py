@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 
 from icoapi import __version__
 from icoapi.configuration.router import router as config_router
-from icoapi.configuration.service import ConfigService
+from icoapi.configuration.service import CONFIG_FILE_NAMES, ConfigService
 from icoapi.core.errors import IcoapiError
 from icoapi.core.events import EventBus
 from icoapi.core.limits import BodySizeLimit
@@ -36,13 +36,14 @@ from icoapi.logs.router import router as logs_router
 from icoapi.logs.service import LogService
 from icoapi.measurement.router import router as measurement_router
 from icoapi.measurement.service import MeasurementService
-from icoapi.sensors.router import router as sensor_router
+from icoapi.sensors.router import router as sensors_router
 from icoapi.sensors.service import SensorCatalog
 from icoapi.state.router import router as state_router
 from icoapi.state.service import StateService
 from icoapi.system.link import CanLinkConfig
 from icoapi.system.router import general_router, sth_router, stu_router
 from icoapi.system.service import ICOSystem
+from icoapi.system.timeouts import HardwareTimeouts
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +90,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         env_file or "environment and defaults",
         paths.root,
     )
-    paths.install_default_config()
+    paths.install_default_config(CONFIG_FILE_NAMES)
 
     events = EventBus()
     tasks = TaskRegistry()
     system = ICOSystem(
         CanLinkConfig.from_settings(settings),
         events,
-        request_timeout=settings.CAN_REQUEST_TIMEOUT,
+        HardwareTimeouts.from_settings(settings),
         simulator_config=getattr(app.state, "simulator_config", None),
     )
     sensors = SensorCatalog(paths.config / "sensors.yaml")
@@ -211,7 +212,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         files_router,
         measurement_router,
         logs_router,
-        sensor_router,
+        sensors_router,
         config_router,
     ):
         app.include_router(router, prefix=prefix)

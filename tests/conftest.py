@@ -48,15 +48,31 @@ def live_server_factory(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def sim_server(tmp_path: Path) -> Iterator[LiveServer]:
+def sim_server_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start real uvicorn servers on the built-in simulator; keyword arguments
+    override settings (e.g. shorter hardware timeouts)."""
+    servers: list[LiveServer] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        data_dir = tmp_path / f"data{len(servers) or ''}"
+        app = create_app(
+            simulator_settings(data_dir, **overrides), simulator_config=fast_simulator_config()
+        )
+        server = LiveServer(app)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sim_server(sim_server_factory: Any) -> LiveServer:
     """A real uvicorn server whose CAN link is the built-in simulator."""
-    app = create_app(
-        simulator_settings(tmp_path / "data"), simulator_config=fast_simulator_config()
-    )
-    server = LiveServer(app)
-    server.start()
-    yield server
-    server.stop()
+    server: LiveServer = sim_server_factory()
+    return server
 
 
 @pytest.fixture

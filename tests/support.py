@@ -41,7 +41,11 @@ class LiveServer:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self.port = free_port()
+        # The server gets a socket that is already bound: no other test (in this
+        # or another xdist worker) can take the port between choosing and binding.
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.port: int = self.socket.getsockname()[1]
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -51,7 +55,9 @@ class LiveServer:
             ws_per_message_deflate=app.state.settings.WEBSOCKET_COMPRESSION,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -75,6 +81,7 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+        self.socket.close()
 
     def run_in_loop(self, coro: Any, timeout: float = 30) -> Any:
         """Run a coroutine on the server's event loop (to reach services)."""

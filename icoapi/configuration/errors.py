@@ -1,4 +1,4 @@
-"""Errors of the configuration domain, with the reference's exact details."""
+"""Errors of the configuration domain (details as :mod:`icoapi.core.errors` says)."""
 
 from __future__ import annotations
 

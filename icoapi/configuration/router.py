@@ -27,8 +27,8 @@ from icoapi.configuration.schemas import (
     ConfigRestoreRequest,
     DetailResponse,
 )
-from icoapi.configuration.service import DATASPACE, METADATA, SENSORS, ConfigKind
-from icoapi.core.errors import error_responses
+from icoapi.configuration.service import KINDS, ConfigKind
+from icoapi.core.errors import IcoapiError, error_responses
 
 router = APIRouter(prefix="/config", tags=["Configuration"])
 
@@ -60,64 +60,46 @@ def _yaml_response(content: bytes, kind: ConfigKind) -> Response:
     )
 
 
-async def _upload(
-    service: ConfigServiceDep, kind: ConfigKind, file: UploadFile
-) -> ConfigFileInfoHeader:
-    return await service.upload(kind, file.content_type, file.read)
+def _add_routes(kind: ConfigKind) -> None:
+    """``GET`` and ``POST /config/<endpoint>`` for one kind of configuration file."""
+    # Only a masked download parses the file, and so can find it unreadable.
+    download_errors: tuple[type[IcoapiError], ...] = (ConfigFileNotFoundError,)
+    if kind.holds_secrets:
+        download_errors += (ConfigUnreadableError,)
+
+    async def download(service: ConfigServiceDep) -> Response:
+        if kind.holds_secrets:
+            return _yaml_response(await service.read_masked(kind), kind)
+        return _yaml_response(await service.read(kind), kind)
+
+    async def upload(
+        service: ConfigServiceDep,
+        file: UploadFile = File(description=f"{kind.filename} content"),
+    ) -> ConfigFileInfoHeader:
+        return await service.upload(kind, file.content_type, file.read)
+
+    router.add_api_route(
+        f"/{kind.endpoint}",
+        download,
+        methods=["GET"],
+        name=f"get_{kind.stem}_config",
+        description=kind.download_summary,
+        response_class=Response,
+        responses={**YAML_RESPONSE, **error_responses(*download_errors)},
+    )
+    router.add_api_route(
+        f"/{kind.endpoint}",
+        upload,
+        methods=["POST"],
+        name=f"upload_{kind.stem}_config",
+        description=kind.upload_summary,
+        response_model=ConfigFileInfoHeader,
+        responses=UPLOAD_ERRORS,
+    )
 
 
-@router.get(
-    "/meta",
-    response_class=Response,
-    responses={**YAML_RESPONSE, **error_responses(ConfigFileNotFoundError)},
-)
-async def get_metadata_config(service: ConfigServiceDep) -> Response:
-    """``metadata.yaml``: the pre- and post-measurement metadata profiles."""
-    return _yaml_response(await service.read(METADATA), METADATA)
-
-
-@router.post("/meta", response_model=ConfigFileInfoHeader, responses=UPLOAD_ERRORS)
-async def upload_metadata_config(
-    service: ConfigServiceDep, file: UploadFile = File(description="metadata.yaml content")
-) -> ConfigFileInfoHeader:
-    """Replace ``metadata.yaml`` (the old file is kept as a backup)."""
-    return await _upload(service, METADATA, file)
-
-
-@router.get(
-    "/sensors",
-    response_class=Response,
-    responses={**YAML_RESPONSE, **error_responses(ConfigFileNotFoundError)},
-)
-async def get_sensors_config(service: ConfigServiceDep) -> Response:
-    """``sensors.yaml``: sensor definitions and holder configurations."""
-    return _yaml_response(await service.read(SENSORS), SENSORS)
-
-
-@router.post("/sensors", response_model=ConfigFileInfoHeader, responses=UPLOAD_ERRORS)
-async def upload_sensors_config(
-    service: ConfigServiceDep, file: UploadFile = File(description="sensors.yaml content")
-) -> ConfigFileInfoHeader:
-    """Replace ``sensors.yaml``; ``GET /sensor`` and new measurements use it at once."""
-    return await _upload(service, SENSORS, file)
-
-
-@router.get(
-    "/dataspace",
-    response_class=Response,
-    responses={**YAML_RESPONSE, **error_responses(ConfigFileNotFoundError, ConfigUnreadableError)},
-)
-async def get_dataspace_config(service: ConfigServiceDep) -> Response:
-    """``dataspace.yaml`` with passwords, tokens and secrets shown as ``***``."""
-    return _yaml_response(await service.read_masked(DATASPACE), DATASPACE)
-
-
-@router.post("/dataspace", response_model=ConfigFileInfoHeader, responses=UPLOAD_ERRORS)
-async def upload_dataspace_config(
-    service: ConfigServiceDep, file: UploadFile = File(description="dataspace.yaml content")
-) -> ConfigFileInfoHeader:
-    """Replace ``dataspace.yaml``; the data space connection is set up again."""
-    return await _upload(service, DATASPACE, file)
+for _kind in KINDS:
+    _add_routes(_kind)
 
 
 @router.get("/backup", response_model=ConfigResponse, responses=error_responses(ConfigListError))

@@ -15,7 +15,7 @@ from pydantic import (
     Tag,
 )
 
-from icoapi.configuration.documents import TAG_PREFIX
+from icoapi.core.documents import TAG_PREFIX
 
 
 def _non_blank(value: str) -> str:

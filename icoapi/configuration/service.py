@@ -30,15 +30,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from icoapi.configuration.documents import (
-    DocumentInvalid,
-    Problem,
-    YamlDocument,
-    YamlSyntaxError,
-    decode_yaml_bytes,
-    parse_yaml,
-    problems_from_validation_error,
-)
 from icoapi.configuration.errors import (
     ConfigBackupNotFoundError,
     ConfigFileNotFoundError,
@@ -62,8 +53,18 @@ from icoapi.configuration.schemas import (
     HeaderDocument,
     MetadataBody,
 )
+from icoapi.core.documents import (
+    DocumentInvalid,
+    Problem,
+    YamlDocument,
+    YamlSyntaxError,
+    decode_yaml_bytes,
+    parse_yaml,
+    problems_from_validation_error,
+)
 from icoapi.core.events import CloudChanged, EventBus
 from icoapi.core.logging import SecretRedactor
+from icoapi.core.names import is_plain_file_name
 from icoapi.core.paths import AppPaths
 from icoapi.core.tasks import run_blocking
 from icoapi.sensors.errors import SensorConfigError
@@ -135,7 +136,9 @@ def _dataspace_problems(data: Any) -> list[Problem]:
 
 @dataclass(frozen=True)
 class ConfigKind:
-    """One of the managed configuration files."""
+    """One of the managed configuration files. The routes ``GET`` and ``POST
+    /config/<endpoint>`` and the default file installed at first start are made
+    from this table (:data:`KINDS`), so a new kind is one entry."""
 
     filename: str
     endpoint: str
@@ -143,6 +146,12 @@ class ConfigKind:
     description: str
     schema_message: str
     validate_body: Validator
+    download_summary: str
+    """First line of the ``GET`` route's documentation."""
+    upload_summary: str
+    """First line of the ``POST`` route's documentation."""
+    holds_secrets: bool = False
+    """Downloads show credentials as ``***``."""
 
     @property
     def stem(self) -> str:
@@ -179,6 +188,8 @@ METADATA = ConfigKind(
     description="Configuration file containing your pre- and post-measurement metadata profiles.",
     schema_message="Provided YAML does not satisfy metadata schema.",
     validate_body=_metadata_problems,
+    download_summary="``metadata.yaml``: the pre- and post-measurement metadata profiles.",
+    upload_summary="Replace ``metadata.yaml`` (the old file is kept as a backup).",
 )
 SENSORS = ConfigKind(
     filename="sensors.yaml",
@@ -187,6 +198,9 @@ SENSORS = ConfigKind(
     description="Configuration file containing sensor definitions and tool holder configurations.",
     schema_message="Provided YAML does not satisfy sensors schema.",
     validate_body=_sensor_problems,
+    download_summary="``sensors.yaml``: sensor definitions and holder configurations.",
+    upload_summary="Replace ``sensors.yaml``; ``GET /sensor`` and new measurements use it "
+    "at once (the old file is kept as a backup).",
 )
 DATASPACE = ConfigKind(
     filename="dataspace.yaml",
@@ -195,8 +209,13 @@ DATASPACE = ConfigKind(
     description="Configuration file containing your data space connection settings.",
     schema_message="Provided YAML does not satisfy dataspace schema.",
     validate_body=_dataspace_problems,
+    download_summary="``dataspace.yaml`` with passwords, tokens and secrets shown as ``***``.",
+    upload_summary="Replace ``dataspace.yaml`` (the old file is kept as a backup); its "
+    "passwords and tokens are kept out of the logs from then on.",
+    holds_secrets=True,
 )
 KINDS = (METADATA, SENSORS, DATASPACE)
+CONFIG_FILE_NAMES = tuple(kind.filename for kind in KINDS)
 
 
 def validate_document(kind: ConfigKind, document: YamlDocument) -> ConfigFileInfoHeader:
@@ -640,13 +659,7 @@ class ConfigService:
         The name must be a plain backup file name of this kind: no separators,
         ``..`` or drive; and the file must resolve to a regular file inside the
         backup folder (a symlink leading elsewhere does not count)."""
-        if (
-            not name
-            or any(character in name for character in ("/", "\\", "\0", ":"))
-            or ".." in name
-            or os.path.isabs(name)
-            or kind.backup_key(name) is None
-        ):
+        if not is_plain_file_name(name) or kind.backup_key(name) is None:
             raise InvalidConfigRestoreError()
         folder = self.paths.config_backup
         try:

@@ -1,6 +1,9 @@
 """The service's error tree. Services raise these; one handler renders them as
 ``{"detail": ...}`` with the error's HTTP status. No FastAPI import is needed to
-raise them, so services stay free of HTTP concerns."""
+raise them, so services stay free of HTTP concerns.
+
+Where MyTooliT ICOapi 0.2.1 has the same error, the ``detail`` text is its text
+word for word, so clients that show or compare details keep working."""
 
 from __future__ import annotations
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from icoapi.core.settings import BUNDLED_CONFIG_DIR, Settings
 
 logger = logging.getLogger(__name__)
-
-# Files copied from the bundled config/ folder into the user's config folder.
-DEFAULT_CONFIG_FILES = ("sensors.yaml", "metadata.yaml", "dataspace.yaml")
 
 
 @dataclass(frozen=True)
@@ -46,12 +44,15 @@ class AppPaths:
         for folder in (self.root, self.measurements, self.config, self.config_backup, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
 
-    def install_default_config(self, source: Path = BUNDLED_CONFIG_DIR) -> list[Path]:
-        """Copy the shipped configuration files that the user does not have yet.
+    def install_default_config(
+        self, names: Iterable[str], source: Path = BUNDLED_CONFIG_DIR
+    ) -> list[Path]:
+        """Copy the shipped configuration files ``names`` that the user does not
+        have yet (the configuration domain's table of kinds names them).
 
         A user's file is never overwritten. Returns the files that were copied."""
         copied = []
-        for name in DEFAULT_CONFIG_FILES:
+        for name in names:
             target = self.config / name
             origin = source / name
             if target.exists() or not origin.is_file():

@@ -1,12 +1,13 @@
 """Service settings, read from the environment and an optional ``.env`` file.
 
-Every variable of the upstream interface keeps its name (``VITE_API_*``, ``LOG_*``,
+Every variable MyTooliT ICOapi 0.2.1 reads keeps its name (``VITE_API_*``, ``LOG_*``,
 ``WEBSOCKET_UPDATE_RATE``) so existing deployments keep working. The CAN link uses
 the names python-can itself reads (``CAN_INTERFACE``, ``CAN_CHANNEL``, ``CAN_BITRATE``).
 
 Precedence, highest first: real environment variables, then the first ``.env`` file
-found by :func:`find_env_file`, then the defaults below. Unlike upstream, a ``.env``
-file never overrides a variable that is set in the environment.
+found by :func:`find_env_file`, then the defaults below. Unlike MyTooliT ICOapi 0.2.1
+(which loads ``./.env`` with override), a ``.env`` file never overrides a variable
+that is set in the environment.
 """
 
 from __future__ import annotations
@@ -133,6 +134,21 @@ class Settings(BaseSettings):
     CAN_REQUEST_TIMEOUT: float = Field(
         30.0, gt=0, description="Upper bound in seconds for one hardware operation."
     )
+    CAN_REQUEST_ATTEMPTS: int = Field(
+        10,
+        ge=1,
+        le=10,
+        description="How often a CAN request is sent before the device counts as not "
+        "answering (0.6 to 1.5 s per attempt; 10, the icotronic library's own number, "
+        "is about 10.5 s).",
+    )
+    CAN_DEVICE_SEARCH_TIMEOUT: float = Field(
+        10.0,
+        gt=0,
+        le=20,
+        description="Seconds a connect looks for a sensor device before it answers 404. "
+        "Other hardware requests wait meanwhile; at most the library's own 20 s.",
+    )
 
     # --- Measurement ----------------------------------------------------------------
     POST_META_TIMEOUT: float = Field(
@@ -152,7 +168,7 @@ class Settings(BaseSettings):
         value = value.strip().strip("/")
         if not value:
             raise ValueError("must not be empty")
-        # Upstream documents both "1" and "v1"; the web client uses "v1".
+        # MyTooliT ICOapi 0.2.1 documents both "1" and "v1"; the web client uses "v1".
         return value if value.startswith("v") else f"v{value}"
 
     @field_validator("VITE_API_ORIGINS")

@@ -1,4 +1,4 @@
-"""Errors of the measurement-files domain, with the reference's exact details."""
+"""Errors of the measurement-files domain (details as :mod:`icoapi.core.errors` says)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,21 @@ from icoapi.core.errors import (
     NotFoundError,
     UnprocessableError,
 )
+
+# Upload errors are raised while the HTTP layer receives a file; the files
+# domain reports them, so they are part of its errors too.
+from icoapi.core.uploads import InvalidUploadError, UploadTooLargeError
+
+__all__ = [
+    "AccelerationDataNotFoundError",
+    "FileInUseError",
+    "FileOperationError",
+    "InvalidFileNameError",
+    "InvalidHDF5Error",
+    "InvalidUploadError",
+    "MeasurementFileNotFoundError",
+    "UploadTooLargeError",
+]
 
 
 class InvalidFileNameError(BadRequestError):
@@ -32,15 +47,6 @@ class AccelerationDataNotFoundError(NotFoundError):
 
 class FileInUseError(ConflictError):
     default_detail = "The file is being written by a running measurement."
-
-
-class UploadTooLargeError(IcoapiError):
-    status_code = 413
-    default_detail = "The uploaded file is too large."
-
-
-class InvalidUploadError(BadRequestError):
-    default_detail = "The request body is not valid multipart/form-data."
 
 
 class FileOperationError(IcoapiError):

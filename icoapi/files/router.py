@@ -4,14 +4,15 @@ and embedded files. Every route that takes a file name gets it checked by the
 
 from __future__ import annotations
 
-import re
+from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from icoapi.core.errors import error_responses
+from icoapi.core.http import content_disposition
+from icoapi.core.multipart import receive_files
 from icoapi.files.deps import FilesDep, MeasurementFile
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
@@ -32,7 +33,6 @@ from icoapi.files.schemas import (
     ParsedMetadata,
 )
 from icoapi.files.service import to_ascii
-from icoapi.files.upload import receive_files
 from icoapi.measurement.schemas import Metadata
 
 router = APIRouter(prefix="/files", tags=["File Handling"])
@@ -60,16 +60,6 @@ def _multipart_body(field: str, multiple: bool) -> dict[str, Any]:
     }
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII ``filename`` fallback and the exact name as
-    RFC 5987 ``filename*``, so any UTF-8 name fits in the (Latin-1) header."""
-    fallback = re.sub(r'[^\x20-\x7e]|["\\;]', "_", to_ascii(filename)).strip()
-    stem, dot, suffix = fallback.rpartition(".")
-    if not re.search(r"[A-Za-z0-9]", stem if dot else fallback):
-        fallback = f"download.{suffix}" if dot and suffix else "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
 @router.get("", response_model=FileListResponse)
 async def list_files(files: FilesDep) -> FileListResponse:
     """Measurement files (``*.hdf5``), newest first, and the free space of their volume."""
@@ -93,14 +83,7 @@ async def list_files(files: FilesDep) -> FileListResponse:
 async def upload_file(request: Request, files: FilesDep) -> PlainTextResponse:
     """Upload an HDF5 file (form field ``file``) into the measurement directory.
     Answers with the stored name as plain text (``stem__N.hdf5`` if the name is taken)."""
-    uploads = await receive_files(
-        request,
-        "file",
-        files.directory,
-        max_file_size=files.max_upload_size,
-        check_filename=files.upload_name,
-    )
-    return PlainTextResponse(await files.store_upload(uploads[0]))
+    return PlainTextResponse(await files.store_upload(partial(receive_files, request, "file")))
 
 
 @router.get(
@@ -160,15 +143,7 @@ async def upload_embedded_files(
     request: Request, path: MeasurementFile, files: FilesDep
 ) -> list[EmbeddedFileInfo]:
     """Embed one or more files (form field ``files``) in a measurement file."""
-    await files.check_embeddable(path)
-    uploads = await receive_files(
-        request,
-        "files",
-        files.directory,
-        max_file_size=files.max_embedded_size,
-        max_files=files.max_embedded_files,
-    )
-    return await files.add_embedded(path, uploads)
+    return await files.embed(path, partial(receive_files, request, "files"))
 
 
 @router.get(
@@ -188,7 +163,9 @@ async def download_embedded_file(
         download.chunks,
         media_type=download.info.mime,
         headers={
-            "Content-Disposition": content_disposition(download.info.original_name),
+            "Content-Disposition": content_disposition(
+                download.info.original_name, to_ascii(download.info.original_name)
+            ),
             "Content-Length": str(download.length),
         },
     )
@@ -203,7 +180,8 @@ async def delete_embedded_file(
     path: MeasurementFile, dataset_name: str, files: FilesDep
 ) -> EmbeddedDeleteResponse:
     """Remove an embedded file from a measurement file."""
-    return await files.delete_embedded(path, dataset_name)
+    await files.delete_embedded(path, dataset_name)
+    return EmbeddedDeleteResponse(file_name=path.name, dataset_name=dataset_name)
 
 
 @router.get(
@@ -226,7 +204,8 @@ async def download_file(path: MeasurementFile) -> FileResponse:
 )
 async def delete_file(path: MeasurementFile, files: FilesDep) -> DeleteResponse:
     """Delete a measurement file. Refused for a file a running measurement writes."""
-    return await files.delete(path)
+    await files.delete(path)
+    return DeleteResponse(detail=f"File '{path.name}' deleted successfully")
 
 
 @router.api_route("/{name:path}", methods=["GET", "POST", "DELETE"], include_in_schema=False)

@@ -30,7 +30,9 @@ import numpy as np
 import tables
 
 from icoapi.core.disk import GIB, disk_capacity
+from icoapi.core.names import is_plain_file_name
 from icoapi.core.tasks import run_blocking
+from icoapi.core.uploads import ReceivedFile, ReceiveFiles, UploadRules
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
     EmbeddedFileTooLargeError,
@@ -41,8 +43,6 @@ from icoapi.files.errors import (
     MeasurementFileNotFoundError,
 )
 from icoapi.files.schemas import (
-    DeleteResponse,
-    EmbeddedDeleteResponse,
     EmbeddedFileDetails,
     EmbeddedFileInfo,
     FileListResponse,
@@ -68,7 +68,6 @@ EMBEDDED_CHUNK = MIB
 # go in bounded steps anyway.
 READ_BUFFER = MIB
 STALE_UPLOAD_SECONDS = 24 * 3600
-_FORBIDDEN_PARTS = ("..", "/", "\\", "%2f", "%5c", "%00", ":")
 _UMLAUTS = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
 )
@@ -79,15 +78,7 @@ def check_measurement_name(name: str) -> None:
 
     :raises InvalidFileNameError: for path separators (also percent-encoded),
         ``..``, NUL/control characters, drive letters, hidden names and other suffixes."""
-    lowered = name.lower()
-    if (
-        not name
-        or len(name) > 255
-        or name != name.strip()
-        or name.startswith(".")
-        or any(part in lowered for part in _FORBIDDEN_PARTS)
-        or any(ord(char) < 32 or ord(char) == 127 for char in name)
-    ):
+    if not is_plain_file_name(name):
         raise InvalidFileNameError()
     if not name.endswith(SUFFIX):
         raise InvalidFileNameError(
@@ -155,16 +146,6 @@ def _numbers(array: np.ndarray[Any, Any]) -> list[Any]:
             return values.tolist()  # type: ignore[no-any-return]
         return [float(v) if np.isfinite(v) else None for v in values]
     return [metadata_io.plain_value(item) for item in array.tolist()]
-
-
-@dataclass(frozen=True)
-class ReceivedFile:
-    """An uploaded file, already stored in a temporary file."""
-
-    path: Path
-    filename: str
-    content_type: str | None
-    size: int
 
 
 @dataclass(frozen=True)
@@ -316,7 +297,7 @@ class MeasurementFileService:
             directory=str(root),
         )
 
-    async def delete(self, path: Path) -> DeleteResponse:
+    async def delete(self, path: Path) -> None:
         self.ensure_not_in_use(path)
         try:
             await run_blocking(path.unlink)
@@ -325,7 +306,6 @@ class MeasurementFileService:
         except OSError as error:
             raise FileOperationError(f"Failed to delete file: {error}") from error
         logger.info("Deleted measurement file %s", path.name)
-        return DeleteResponse(detail=f"File '{path.name}' deleted successfully")
 
     # -- analysis ----------------------------------------------------------------
 
@@ -478,12 +458,18 @@ class MeasurementFileService:
     def upload_name(self, filename: str) -> str:
         return sanitize_upload_name(filename)
 
-    async def store_upload(self, upload: ReceivedFile) -> str:
-        """Move an uploaded file into the measurement directory; returns its name
-        (``stem__N.hdf5`` if the name is taken). The temporary file is removed on
-        error.
+    async def store_upload(self, receive: ReceiveFiles) -> str:
+        """Receive one measurement file and move it into the measurement directory;
+        returns its name (``stem__N.hdf5`` if the name is taken). The temporary
+        file is removed on error.
 
+        :raises InvalidFileNameError: the name does not end in ``.hdf5`` (checked
+            before any data is stored).
         :raises InvalidHDF5Error: if it is not an HDF5 file."""
+        rules = UploadRules(
+            self.directory, self.max_upload_size, max_files=1, check_filename=self.upload_name
+        )
+        [upload] = await receive(rules)
         try:
             name = self.upload_name(upload.filename)
             return await run_blocking(self._store_upload, upload.path, name)
@@ -527,7 +513,18 @@ class MeasurementFileService:
         with HDF5_LOCK:
             _open_hdf5(path, "r").close()
 
-    async def add_embedded(self, path: Path, uploads: list[ReceivedFile]) -> list[EmbeddedFileInfo]:
+    async def embed(self, path: Path, receive: ReceiveFiles) -> list[EmbeddedFileInfo]:
+        """Receive files and embed them in the measurement file ``path``. In-use
+        and non-HDF5 files are refused before the upload is received."""
+        await self.check_embeddable(path)
+        uploads = await receive(
+            UploadRules(self.directory, self.max_embedded_size, max_files=self.max_embedded_files)
+        )
+        return await self._add_embedded_uploads(path, uploads)
+
+    async def _add_embedded_uploads(
+        self, path: Path, uploads: list[ReceivedFile]
+    ) -> list[EmbeddedFileInfo]:
         try:
             self.ensure_not_in_use(path)
             return await run_blocking(self._add_embedded, path, uploads)
@@ -645,10 +642,9 @@ class MeasurementFileService:
             finally:
                 h5.close()
 
-    async def delete_embedded(self, path: Path, dataset: str) -> EmbeddedDeleteResponse:
+    async def delete_embedded(self, path: Path, dataset: str) -> None:
         self.ensure_not_in_use(path)
         await run_blocking(self._delete_embedded, path, dataset)
-        return EmbeddedDeleteResponse(file_name=path.name, dataset_name=dataset)
 
     def _delete_embedded(self, path: Path, dataset: str) -> None:
         with HDF5_LOCK:

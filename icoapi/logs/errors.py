@@ -1,4 +1,4 @@
-"""Errors of the log domain, with the reference's exact details."""
+"""Errors of the log domain (details as :mod:`icoapi.core.errors` says)."""
 
 from __future__ import annotations
 

@@ -11,11 +11,12 @@ from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
 from icoapi.core.errors import error_responses
+from icoapi.core.http import content_disposition
 from icoapi.core.websocket import receive_until_disconnect
 from icoapi.logs.deps import LogServiceDep
 from icoapi.logs.errors import InvalidLogPathError, LogNotFoundError, LogReadError, NoLogFilesError
 from icoapi.logs.schemas import LogListResponse, LogView
-from icoapi.logs.service import MAX_VIEW_LINES, content_disposition
+from icoapi.logs.service import MAX_VIEW_LINES
 
 router = APIRouter(prefix="/logs", tags=["Logs"])
 

@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Buffer, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote
 
 from icoapi.core.logging import LogFanout, LogSubscription
+from icoapi.core.names import is_plain_file_name
 from icoapi.core.paths import AppPaths
 from icoapi.core.settings import Settings
 from icoapi.core.tasks import run_blocking
@@ -44,15 +44,6 @@ EDGE_BYTES = 64 * 1024  # head and tail read for the timestamps
 BLOCK_BYTES = 64 * 1024
 MAX_VIEW_BYTES = 10 * 1024 * 1024
 MAX_VIEW_LINES = 100_000
-
-
-def content_disposition(filename: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266)."""
-    fallback = "".join(
-        character if 0x20 <= ord(character) < 0x7F and character not in '"\\' else "_"
-        for character in filename
-    )
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _timestamp(line: bytes) -> str | None:
@@ -126,12 +117,7 @@ class LogService:
             resolves outside the log folder (e.g. a symlink leading elsewhere).
         :raises LogNotFoundError: (404)
         """
-        if (
-            not name
-            or any(character in name for character in ("/", "\\", "\0", ":"))
-            or ".." in name
-            or os.path.isabs(name)
-        ):
+        if not is_plain_file_name(name):
             raise InvalidLogPathError()
         if not self._is_log_file_name(name):
             raise LogNotFoundError()

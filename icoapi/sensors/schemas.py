@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from icoapi.configuration.documents import (
+from icoapi.core.documents import (
     DocumentInvalid,
     Problem,
     problems_from_validation_error,
@@ -128,7 +128,8 @@ class Sensor(BaseModel):
         return result
 
 
-# Used for channels that have no sensor definition (upstream's fallback).
+# Used for channels that have no sensor definition: the synthetic "Raw" sensor
+# MyTooliT ICOapi 0.2.1 uses for them (same name, id, unit and ranges).
 RAW_SENSOR = Sensor(
     name="Raw",
     sensor_type=None,

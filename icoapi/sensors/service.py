@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from icoapi.configuration.documents import (
+from icoapi.core.documents import (
     DocumentInvalid,
     YamlSyntaxError,
     decode_yaml_bytes,

@@ -258,17 +258,9 @@ class SensorDevice(NodeBase):
     def _bluetooth(self, data: bytes) -> Reply:
         data = bytes(data).ljust(8, b"\0")
         subcommand, number = data[0], data[1]
-        name = self.name_bytes
-        if subcommand == Bluetooth.SET_NAME_1:
-            self.name_bytes = (data[2:8] + name[6:8]).rstrip(b"\0")
-            return Reply(data)
-        if subcommand == Bluetooth.SET_NAME_2:
-            self.name_bytes = (name[:6] + data[2:4]).rstrip(b"\0")
-            return Reply(data)
-        if subcommand == Bluetooth.GET_NAME_1:
-            return Reply(bytes([subcommand, number]) + name[:6])
-        if subcommand == Bluetooth.GET_NAME_2:
-            return Reply(bytes([subcommand, number]) + name[6:8] + bytes(4))
+        named = self.handle_name(data)
+        if named is not None:
+            return named
         if subcommand == Bluetooth.RSSI:
             return Reply(bytes([subcommand, number, self.rssi & 0xFF]) + bytes(5))
         if subcommand == Bluetooth.MAC:

@@ -16,6 +16,7 @@ from .protocol import (
     EEPROM_STATUS_INITIALIZED,
     STATE_OPERATING,
     Block,
+    Bluetooth,
     Eeprom,
     ProductData,
     System,
@@ -23,6 +24,14 @@ from .protocol import (
 
 PAGE_SIZE = 256
 """Bytes per EEPROM page (the library's largest field ends at offset 256)."""
+
+
+def name_part(name: bytes, subcommand: int) -> bytes:
+    """The six data bytes that answer GET_NAME_1 (name bytes 0–5) or GET_NAME_2
+    (bytes 6–7, then zeros) for an 8-byte, NUL-padded name."""
+    if subcommand == Bluetooth.GET_NAME_1:
+        return name[:6]
+    return name[6:8] + bytes(4)
 
 
 @dataclass(slots=True)
@@ -150,6 +159,21 @@ class NodeBase:
     @name.setter
     def name(self, value: str) -> None:
         self.name_bytes = value.encode("utf-8")
+
+    def handle_name(self, data: bytes) -> Reply | None:
+        """The Bluetooth name subcommands addressed to this node itself: the name
+        travels in two parts (bytes 0–5 and 6–7). ``None`` for other subcommands."""
+        data = bytes(data).ljust(8, b"\0")
+        subcommand, head, name = data[0], data[:2], self.name_bytes
+        if subcommand in (Bluetooth.GET_NAME_1, Bluetooth.GET_NAME_2):
+            return Reply(head + name_part(name, subcommand))
+        if subcommand == Bluetooth.SET_NAME_1:
+            self.name_bytes = (data[2:8] + name[6:8]).rstrip(b"\0")
+            return Reply(data)
+        if subcommand == Bluetooth.SET_NAME_2:
+            self.name_bytes = (name[:6] + data[2:4]).rstrip(b"\0")
+            return Reply(data)
+        return None
 
     # -- Requests --------------------------------------------------------------
 

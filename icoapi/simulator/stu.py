@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .device import SensorDevice
 from .faults import Faults
-from .node import NodeBase, ProductInfo, Reply, error_reply
+from .node import NodeBase, ProductInfo, Reply, error_reply, name_part
 from .protocol import SELF_ADDRESSING, Block, Bluetooth, System, parse_mac
 
 
@@ -167,8 +167,7 @@ class STU(NodeBase):
         device = devices[number] if number < len(devices) else None
         if subcommand in (Bluetooth.GET_NAME_1, Bluetooth.GET_NAME_2):
             name = device.name_bytes if device is not None else bytes(8)
-            part = name[:6] if subcommand == Bluetooth.GET_NAME_1 else name[6:8] + bytes(4)
-            return Reply(head + part)
+            return Reply(head + name_part(name, subcommand))
         if subcommand == Bluetooth.RSSI:
             rssi = device.rssi if device is not None else 0
             return Reply(head + bytes([rssi & 0xFF]) + bytes(5))
@@ -180,17 +179,9 @@ class STU(NodeBase):
     def _self_info(self, data: bytes) -> Reply:
         subcommand = data[0]
         head = bytes(data[:2])
-        name = self.name_bytes
-        if subcommand == Bluetooth.GET_NAME_1:
-            return Reply(head + name[:6])
-        if subcommand == Bluetooth.GET_NAME_2:
-            return Reply(head + name[6:8] + bytes(4))
-        if subcommand == Bluetooth.SET_NAME_1:
-            self.name_bytes = (data[2:8] + name[6:8]).rstrip(b"\0")
-            return Reply(data)
-        if subcommand == Bluetooth.SET_NAME_2:
-            self.name_bytes = (name[:6] + data[2:4]).rstrip(b"\0")
-            return Reply(data)
+        named = self.handle_name(data)
+        if named is not None:
+            return named
         if subcommand == Bluetooth.MAC:
             return Reply(head + self.mac[::-1])
         if subcommand == Bluetooth.RSSI:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, WebSocket
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from starlette.requests import HTTPConnection
 
 from icoapi import __version__
+from icoapi.core.websocket import WebSocketClient
 from icoapi.state.schemas import Health, SystemStateModel
 from icoapi.state.service import StateService
 
 router = APIRouter(tags=["General"])
+
+# State messages are small and rare: a client that leaves 32 unread and keeps
+# missing the next 64 is gone.
+QUEUE_SIZE = 32
+MAX_STALLED = 64
 
 
 def get_state_service(connection: HTTPConnection) -> StateService:
@@ -40,4 +46,14 @@ async def state_socket(websocket: WebSocket, state: StateDep) -> None:
     ``{"message": "get_state"}``; announces ``post_meta_request`` (again to every
     client that connects while post-measurement metadata is pending) and
     ``post_meta_completed``."""
-    await state.serve(websocket)
+    await websocket.accept()
+    client = WebSocketClient(websocket, queue_size=QUEUE_SIZE, max_stalled=MAX_STALLED)
+    state.add_client(client)
+    try:
+        while not client.closed.is_set():
+            state.answer(client, await websocket.receive_text())
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client left
+    finally:
+        state.remove_client(client)
+        client.close_after_pending()

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from icoapi.core.disk import DiskCapacity
 from icoapi.measurement.schemas import MeasurementStatus
-from icoapi.system.schemas import ConnectedDevice
+from icoapi.system.schemas import ConnectedDevice, LinkState
 
 
 class CloudState(BaseModel):
@@ -18,7 +18,8 @@ class CloudState(BaseModel):
 
 
 class SystemStateModel(BaseModel):
-    """Upstream's four fields first (the web client reads them), then what they
+    """The four fields of MyTooliT ICOapi 0.2.1 first (the ICOdaq web client reads
+    them), then what they
     cannot tell: the real link state, the connected device, whether a measurement
     runs."""
 
@@ -26,7 +27,7 @@ class SystemStateModel(BaseModel):
     disk_capacity: DiskCapacity
     measurement_status: MeasurementStatus
     cloud: CloudState
-    link_state: str = Field(
+    link_state: LinkState = Field(
         description="disconnected, stu_connected, sensor_connected or measuring."
     )
     link_error: str | None = Field(description="Why the CAN link is not available.")

@@ -1,9 +1,10 @@
-"""Assembles the system state and pushes it to the ``/state`` WebSocket clients.
+"""Assembles the system state and pushes it to the ``/state`` clients.
 
 Producers publish events on the :class:`EventBus`; this service turns them into
 pushes. Several events in the same loop iteration produce one push, and a push
 whose content equals the previous one is not sent, so clients see one message
-per real change."""
+per real change. Clients are :class:`MessageSink` handles; the state router
+owns the sockets behind them."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ import json
 import logging
 from collections.abc import Callable
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
-
 from icoapi import __version__
 from icoapi.core.disk import disk_capacity
 from icoapi.core.events import Event, EventBus, PostMetaCompleted, PostMetaRequested
 from icoapi.core.paths import AppPaths
-from icoapi.core.websocket import ClientGroup, WebSocketClient
+from icoapi.core.sinks import MessageSink
 from icoapi.measurement.schemas import MeasurementStatus
 from icoapi.state.schemas import CloudState, SocketMessage, SystemStateModel
 from icoapi.system.service import ICOSystem
@@ -45,7 +44,7 @@ class StateService:
         self.measurement_status = measurement_status
         self.paths = paths
         self.cloud_state = cloud_state
-        self.clients = ClientGroup(queue_size=32, max_stalled=64)
+        self.clients: set[MessageSink] = set()
         self._push_scheduled = False
         self._last_pushed: str | None = None
         self._unsubscribe = events.subscribe(self._on_event)
@@ -57,10 +56,10 @@ class StateService:
             disk_capacity=disk_capacity(self.paths.measurements),
             measurement_status=self.measurement_status(),
             cloud=self.cloud_state(),
-            link_state=system["link_state"],
-            link_error=system["link_error"],
-            can_interface=system["can_interface"],
-            device=system["device"],
+            link_state=system.link_state,
+            link_error=system.link_error,
+            can_interface=system.can_interface,
+            device=system.device,
             measuring=self.system.measuring,
             version=__version__,
         )
@@ -71,7 +70,7 @@ class StateService:
     def _on_event(self, event: Event) -> None:
         announcement = ANNOUNCEMENTS.get(type(event))
         if announcement is not None:
-            self.clients.broadcast(SocketMessage(message=announcement).model_dump_json())
+            self._broadcast(SocketMessage(message=announcement).model_dump_json())
             return
         if self._push_scheduled:
             return
@@ -88,28 +87,26 @@ class StateService:
         if message == self._last_pushed:
             return
         self._last_pushed = message
-        self.clients.broadcast(message)
+        self._broadcast(message)
 
-    async def serve(self, websocket: WebSocket) -> None:
-        """Handle one ``/state`` client until it leaves."""
-        await websocket.accept()
-        client = self.clients.add(websocket)
+    def _broadcast(self, text: str) -> None:
+        for client in list(self.clients):
+            client.offer(text)
+
+    def add_client(self, client: MessageSink) -> None:
+        """Push to ``client`` from now on, starting with the current state."""
+        self.clients.add(client)
         client.offer(self.state_message())
         if self.measurement_status().post_meta_pending is not None:
             # A browser opened (or reopened) while a measurement waits for its
             # post-metadata: it must show the dialog too, or nobody can finish it.
             client.offer(SocketMessage(message=ANNOUNCEMENTS[PostMetaRequested]).model_dump_json())
-        try:
-            while not client.closed.is_set():
-                text = await websocket.receive_text()
-                self._handle(client, text)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            self.clients.remove(client)
-            client.close_after_pending()
 
-    def _handle(self, client: WebSocketClient, text: str) -> None:
+    def remove_client(self, client: MessageSink) -> None:
+        self.clients.discard(client)
+
+    def answer(self, client: MessageSink, text: str) -> None:
+        """Answer one message a client sent."""
         try:
             request = SocketMessage.model_validate(json.loads(text))
         except (ValueError, TypeError) as error:
@@ -123,8 +120,10 @@ class StateService:
 
     async def close(self) -> None:
         self._unsubscribe()
-        clients = list(self.clients.clients)
-        self.clients.close_all()
+        clients = list(self.clients)
+        self.clients.clear()
+        for client in clients:
+            client.close_after_pending()
         for client in clients:
             with contextlib.suppress(Exception):
                 await client.wait_closed(timeout=1)

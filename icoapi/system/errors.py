@@ -1,4 +1,4 @@
-"""Errors of the hardware-control domain, with the reference's exact details."""
+"""Errors of the hardware-control domain (details as :mod:`icoapi.core.errors` says)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from icoapi.core.errors import (
     IncorrectStateError,
     NotFoundError,
     ServiceUnavailableError,
-    UnprocessableError,
 )
 
 __all__ = [
@@ -16,9 +15,7 @@ __all__ = [
     "DeviceUnreachableError",
     "HardwareTimeoutError",
     "IncorrectStateError",
-    "InvalidADCError",
     "MeasurementRunningError",
-    "SupplyVoltageError",
     "UnsupportedFeatureError",
 ]
 
@@ -45,18 +42,11 @@ class CanLinkUnavailableError(ServiceUnavailableError):
 
 
 class MeasurementRunningError(IncorrectStateError):
-    """Refused because a measurement is running (keeps the reference's 400 detail)."""
+    """Refused because a measurement is running. MyTooliT ICOapi 0.2.1 answers this
+    case with its general 400 "Incorrect request for current ICOtronic system
+    state.", and so does this error."""
 
 
 class UnsupportedFeatureError(IcoapiError):
     status_code = 400
     default_detail = "Unsupported STH sensor configuration."
-
-
-class InvalidADCError(UnprocessableError):
-    default_detail = "Invalid ADC configuration."
-
-
-class SupplyVoltageError(IcoapiError):
-    status_code = 500
-    default_detail = "Failed to read supply voltage."

@@ -12,7 +12,6 @@ from icoapi.system.errors import (
     DeviceUnreachableError,
     HardwareTimeoutError,
     IncorrectStateError,
-    SupplyVoltageError,
 )
 from icoapi.system.schemas import (
     ADCSettings,
@@ -115,7 +114,7 @@ async def write_adc(system: SystemDep, body: ADCValues = Body(...)) -> None:
 @sth_router.get(
     "/supply-voltage",
     response_model=SupplyVoltage,
-    responses=error_responses(DeviceUnreachableError, SupplyVoltageError, *LINK_ERRORS),
+    responses=error_responses(DeviceUnreachableError, *LINK_ERRORS),
 )
 async def supply_voltage(system: SystemDep) -> SupplyVoltage:
     """Supply (battery) voltage of the connected sensor device."""

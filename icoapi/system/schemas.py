@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -154,3 +155,22 @@ class ConnectedDevice(BaseModel):
 
     name: str
     mac_address: str
+
+
+class LinkState(StrEnum):
+    """Where the CAN link stands: what is connected, and whether a measurement
+    holds the connected device."""
+
+    DISCONNECTED = "disconnected"
+    STU_CONNECTED = "stu_connected"
+    SENSOR_CONNECTED = "sensor_connected"
+    MEASURING = "measuring"
+
+
+class SystemSnapshot(BaseModel):
+    """The state of the ICOtronic system at one moment, for ``GET /state``."""
+
+    link_state: LinkState
+    link_error: str | None = Field(description="Why the CAN link is not available.")
+    can_interface: str = Field(description="The CAN link, e.g. 'socketcan channel can0'.")
+    device: ConnectedDevice | None = Field(description="The connected sensor device.")

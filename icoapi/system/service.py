@@ -22,8 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import can
 from icotronic.can.adc import ADCConfiguration
@@ -34,7 +33,6 @@ from icotronic.can.error import (
     UnsupportedFeatureException,
 )
 from icotronic.can.node.sensor import SensorNode
-from icotronic.can.node.spu import SPU
 from icotronic.can.node.stu import STU, AsyncSensorNodeManager
 from netaddr import EUI
 
@@ -53,11 +51,14 @@ from icoapi.system.notifier import BatchingNotifier
 from icoapi.system.schemas import (
     ADCSettings,
     ConnectedDevice,
+    LinkState,
     RenameResponse,
     SensorDeviceInfo,
     STUInfo,
+    SystemSnapshot,
     normalize_mac,
 )
+from icoapi.system.timeouts import AttemptLimitedSPU, HardwareTimeouts
 
 if TYPE_CHECKING:
     from icoapi.simulator import Simulator, SimulatorConfig
@@ -68,19 +69,9 @@ T = TypeVar("T")
 
 STU_NAME = "STU 1"
 STU_DEVICE_NUMBER = 1
-# Upper bounds for whole operations. The library retries a request for about
-# 10.5 s before it gives up, and looks for a device for 20 s when connecting.
-CONNECT_TIMEOUT = 25.0
-SCAN_TIMEOUT = 15.0
-RESET_TIMEOUT = 20.0
+# Pause between two polls of the STU's list of devices during a device search.
+SEARCH_POLL_INTERVAL = 0.1
 STU_OPERATING_STATE = 0x25  # Get / Application / Operating
-
-
-class LinkState(StrEnum):
-    DISCONNECTED = "disconnected"
-    STU_CONNECTED = "stu_connected"
-    SENSOR_CONNECTED = "sensor_connected"
-    MEASURING = "measuring"
 
 
 class ICOSystem:
@@ -90,12 +81,12 @@ class ICOSystem:
         self,
         link: CanLinkConfig,
         events: EventBus,
-        request_timeout: float = 15.0,
+        timeouts: HardwareTimeouts | None = None,
         simulator_config: SimulatorConfig | None = None,
     ) -> None:
         self.link = link
         self.events = events
-        self.request_timeout = request_timeout
+        self.timeouts = timeouts or HardwareTimeouts()
         self.simulator_config = simulator_config
         self.simulator: Simulator | None = None
         self.state = LinkState.DISCONNECTED
@@ -118,9 +109,6 @@ class ICOSystem:
 
     @property
     def measuring(self) -> bool:
-        return self.state is LinkState.MEASURING
-
-    def is_measuring(self) -> bool:
         return self.state is LinkState.MEASURING
 
     def _set_state(self, state: LinkState) -> None:
@@ -169,7 +157,9 @@ class ICOSystem:
         self._notifier = BatchingNotifier(
             self._bus, [], timeout=0.1, loop=asyncio.get_running_loop()
         )
-        self._stu = STU(SPU(self._bus, self._notifier))
+        self._stu = STU(
+            AttemptLimitedSPU(self._bus, self._notifier, self.timeouts.request_attempts)
+        )
         self.link_error = None
         self._set_state(LinkState.STU_CONNECTED)
         logger.info("CAN link open: %s", self.link.describe())
@@ -202,11 +192,14 @@ class ICOSystem:
         bus, self._bus = self._bus, None
         self._stu = None
         self._stu_mac = None
-        if notifier is not None:
-            await asyncio.to_thread(notifier.stop)
+        # The notifier's reader and the simulator each stop within their receive
+        # timeout; stop both at once.
+        await asyncio.gather(
+            asyncio.to_thread(notifier.stop) if notifier is not None else asyncio.sleep(0),
+            asyncio.to_thread(self._stop_simulator),
+        )
         if bus is not None:
             await asyncio.to_thread(bus.shutdown)
-        await asyncio.to_thread(self._stop_simulator)
         self._set_state(LinkState.DISCONNECTED)
 
     async def reset_can(self) -> bool:
@@ -239,7 +232,7 @@ class ICOSystem:
         async with self._lock:
             self._require(*allowed)
             assert self._stu is not None
-            async with self._translate_errors(timeout or self.request_timeout):
+            async with self._translate_errors(timeout or self.timeouts.request):
                 yield self._stu
 
     @asynccontextmanager
@@ -295,7 +288,7 @@ class ICOSystem:
         disconnected cleanly first (a reset drops the link anyway, but the device
         would stay ours on paper, and a fresh client could not find it)."""
         async with self._exclusive(
-            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, timeout=RESET_TIMEOUT
+            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, timeout=self.timeouts.reset
         ) as stu:
             if self.state is LinkState.SENSOR_CONNECTED:
                 await self._disconnect_for_reset()
@@ -322,10 +315,16 @@ class ICOSystem:
         logger.info("Disconnected from sensor device %s for the STU reset", device)
 
     async def is_device_connected(self) -> bool:
+        """Whether the STU is connected to a sensor device.
+
+        A status read never waits for the hardware: while another operation
+        holds the bus (a connect searching for an absent device, a scan), the
+        answer comes from the known state instead of from the STU."""
         if self.state is LinkState.DISCONNECTED:
             return False
-        if self.state is LinkState.MEASURING:
-            return True
+        if self.state is LinkState.MEASURING or self._lock.locked():
+            return self.state in (LinkState.SENSOR_CONNECTED, LinkState.MEASURING)
+        # No await between the check above and taking the free lock below.
         async with self._exclusive(LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED) as stu:
             connected = bool(await stu.is_connected())
         if not connected and self.state is LinkState.SENSOR_CONNECTED:
@@ -344,7 +343,7 @@ class ICOSystem:
 
     async def _do_scan(self) -> list[SensorDeviceInfo]:
         async with self._exclusive(
-            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, timeout=SCAN_TIMEOUT
+            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, timeout=self.timeouts.scan
         ) as stu:
             nodes = await stu.collect_sensor_nodes()
         devices = [
@@ -362,8 +361,9 @@ class ICOSystem:
 
     async def connect(self, mac_address: str) -> ConnectedDevice:
         mac = normalize_mac(mac_address)
-        async with self._exclusive(LinkState.STU_CONNECTED, timeout=CONNECT_TIMEOUT) as stu:
+        async with self._exclusive(LinkState.STU_CONNECTED, timeout=self.timeouts.connect) as stu:
             logger.debug("Connecting to sensor device %s", mac)
+            await self._search_device(stu, mac)
             manager = stu.connect_sensor_node(EUI(mac))
             try:
                 sensor = await manager.__aenter__()
@@ -384,6 +384,23 @@ class ICOSystem:
         logger.info("Connected to sensor device %s (%s)", name, mac)
         return self.device
 
+    async def _search_device(self, stu: STU, mac: str) -> None:
+        """Wait until the STU sees the device, at most ``timeouts.device_search``
+        seconds (the library alone would search for 20 s with the bus held)."""
+        await stu.activate_bluetooth()
+        wanted = EUI(mac)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeouts.device_search
+        while not any(node.mac_address == wanted for node in await stu.get_sensor_nodes()):
+            if loop.time() >= deadline:
+                logger.warning(
+                    "Sensor device %s not found within %g s",
+                    mac,
+                    self.timeouts.device_search,
+                )
+                raise DeviceUnreachableError()
+            await asyncio.sleep(SEARCH_POLL_INTERVAL)
+
     async def disconnect(self) -> None:
         async with self._lock:
             self._require(LinkState.SENSOR_CONNECTED)
@@ -391,7 +408,7 @@ class ICOSystem:
             device = self.device
             try:
                 if manager is not None:
-                    async with self._translate_errors(self.request_timeout):
+                    async with self._translate_errors(self.timeouts.request):
                         await manager.__aexit__(None, None, None)
             finally:
                 # Even if the STU did not answer, the device is gone for us: a
@@ -477,7 +494,7 @@ class ICOSystem:
             yield sensor
         finally:
             # The state may have changed meanwhile (link lost during the run).
-            if self.is_measuring():
+            if self.measuring:
                 self._set_state(LinkState.SENSOR_CONNECTED)
 
     async def verify_device_link(self) -> bool:
@@ -485,7 +502,7 @@ class ICOSystem:
         forget it if not. Returns whether it is still connected."""
         try:
             async with self._exclusive(
-                LinkState.SENSOR_CONNECTED, LinkState.MEASURING, timeout=self.request_timeout
+                LinkState.SENSOR_CONNECTED, LinkState.MEASURING, timeout=self.timeouts.request
             ) as stu:
                 connected = bool(await stu.is_connected())
         except Exception:
@@ -495,14 +512,14 @@ class ICOSystem:
                 self._forget_device()
         return connected
 
-    def snapshot(self) -> dict[str, Any]:
-        """Link and device state for the state endpoint."""
-        return {
-            "link_state": self.state.value,
-            "link_error": self.link_error,
-            "can_interface": self.link.describe(),
-            "device": self.device.model_dump() if self.device else None,
-        }
+    def snapshot(self) -> SystemSnapshot:
+        """Link and device state for the state endpoint (never waits for the bus)."""
+        return SystemSnapshot(
+            link_state=self.state,
+            link_error=self.link_error,
+            can_interface=self.link.describe(),
+            device=self.device,
+        )
 
 
 def adc_settings(adc: ADCConfiguration) -> ADCSettings:

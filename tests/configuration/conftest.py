@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from icoapi.api import create_app
-from icoapi.configuration.service import MAX_BACKUPS, ConfigService
+from icoapi.configuration.service import CONFIG_FILE_NAMES, MAX_BACKUPS, ConfigService
 from icoapi.core.paths import AppPaths
 from icoapi.core.settings import Settings
 from tests.support import make_settings
@@ -42,7 +42,7 @@ def api(shared_api: TestClient) -> TestClient:
     paths: AppPaths = shared_api.app.state.paths  # type: ignore[attr-defined]
     shutil.rmtree(paths.config)
     paths.ensure()
-    paths.install_default_config()
+    paths.install_default_config(CONFIG_FILE_NAMES)
     configs: ConfigService = shared_api.app.state.configs  # type: ignore[attr-defined]
     configs.max_backups = MAX_BACKUPS
     return shared_api

@@ -5,6 +5,8 @@ never reaches a log file even if something logs it. Built from the real parts
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from icoapi.configuration.service import ConfigService, mask_secrets, secrets_in
@@ -43,13 +45,51 @@ def test_startup_registers_dataspace_password(tmp_path: Path) -> None:
     assert "connecting as operator with ***" in text  # the user name is not a secret
 
 
+@contextmanager
+def warnings_of(name: str) -> Iterator[list[logging.LogRecord]]:
+    """Warnings and worse of logger ``name``, captured at the logger itself (an
+    app started earlier in this process may have stopped its propagation)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    level, disabled = logger.level, logger.disabled
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.disabled = disabled
+
+
 def test_startup_with_broken_or_missing_dataspace_file(tmp_path: Path) -> None:
     paths = AppPaths(root=tmp_path, log_file=tmp_path / "logs" / "icodaq.log")
     paths.ensure()
     catalog = SensorCatalog(paths.config / "sensors.yaml")
-    ConfigService(paths, catalog, SecretRedactor(), EventBus())  # missing: no error
-    (paths.config / "dataspace.yaml").write_text("connection: [", "utf-8")
-    ConfigService(paths, catalog, SecretRedactor(), EventBus())  # broken: no error
+    dataspace = paths.config / "dataspace.yaml"
+
+    # Missing: the service starts quietly, creates nothing and protects nothing.
+    redactor = SecretRedactor()
+    with warnings_of("icoapi") as records:
+        ConfigService(paths, catalog, redactor, EventBus())
+    assert records == []
+    assert not dataspace.exists()
+    assert "plain-value" in log_through(redactor, tmp_path / "missing.log", "%s", "plain-value")
+
+    # Broken: the service starts, says which file it could not read, and leaves
+    # the file as it is for the operator to fix.
+    broken = b"connection: [\n  password: half-written\n"
+    dataspace.write_bytes(broken)
+    redactor = SecretRedactor()
+    with warnings_of("icoapi") as records:
+        ConfigService(paths, catalog, redactor, EventBus())
+    [warning] = records
+    assert warning.levelno == logging.WARNING
+    assert str(dataspace) in warning.getMessage()
+    assert dataspace.read_bytes() == broken
 
 
 def test_secret_keys_are_found_at_any_depth() -> None:

@@ -69,9 +69,14 @@ def test_upload_replaces_file_and_keeps_backup(
         "APPLICATION/X-YAML",
     ],
 )
-def test_allowed_media_types(api: TestClient, media_type: str) -> None:
-    response = upload(api, "meta", dump(shipped("metadata.yaml")), media_type)
+def test_allowed_media_types(api: TestClient, paths: AppPaths, media_type: str) -> None:
+    document = with_header(shipped("metadata.yaml"), config_name=f"Sent as {media_type}")
+    content = dump(document)
+    response = upload(api, "meta", content, media_type)
     assert response.status_code == 200, response.text
+    assert response.json()["config_name"] == f"Sent as {media_type}"
+    assert (paths.config / "metadata.yaml").read_bytes() == content
+    assert len(list(paths.config_backup.iterdir())) == 1
 
 
 def test_other_media_type_is_415(api: TestClient, paths: AppPaths) -> None:

@@ -75,9 +75,10 @@ def test_empty_table(client: TestClient, measurements: Path) -> None:
     assert lines[1] == {"progress": 1.0}
 
 
-def test_upstream_style_file(client: TestClient, measurements: Path) -> None:
-    """counter uint32, timestamp float64 and a column named 'first' (as the upstream
-    test file), an embedded file without attributes, no /sensors table."""
+def test_file_laid_out_like_icoapi_0_2_1_test_data(client: TestClient, measurements: Path) -> None:
+    """counter uint32, timestamp float64 and a column named 'first' (as in the test
+    file of MyTooliT ICOapi 0.2.1), an embedded file without attributes, no
+    /sensors table."""
     with tables.open_file(measurements / "analyze.hdf5", mode="w") as h5:
         table = h5.create_table(
             "/",
@@ -109,7 +110,8 @@ def test_upstream_style_file(client: TestClient, measurements: Path) -> None:
         "timestamp": [0.5],
         "datasets": [{"name": "first", "data": [None]}],  # NaN → null (valid JSON)
     }
-    # upstream's formula gives 1 row × 10 / 2 rows = 5 here: capped at 1
+    # MyTooliT ICOapi 0.2.1's progress formula gives 1 row × 10 / 2 rows = 5 here;
+    # progress is capped at 1
     assert lines[2:] == [{"progress": 1.0}, {"progress": 1.0}]
 
 

@@ -179,7 +179,8 @@ def test_download_of_a_file_in_use_is_allowed(
 
 @pytest.mark.parametrize("prefix", ["pre", "post"])
 def test_overwrite_metadata(client: TestClient, measurements: Path, prefix: str) -> None:
-    # an empty table and no metadata attribute yet (both gave 500 upstream)
+    # an empty table and no metadata attribute yet (MyTooliT ICOapi 0.2.1 answers
+    # both with a 500)
     path = write_measurement(measurements / "empty.hdf5", frames=0)
     body = {
         "version": "1.0",

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from websockets.sync.client import connect as connect_ws
 
 from icoapi.api import create_app
 from icoapi.simulator import Simulator
+from icoapi.system.service import ICOSystem
+from icoapi.system.timeouts import HardwareTimeouts
 from tests.support import make_settings
 
 INCORRECT_STATE = {"detail": "Incorrect request for current ICOtronic system state."}
@@ -105,38 +112,101 @@ def test_state_errors(client: httpx.Client, simulator: Simulator) -> None:
     assert client.put("/sth/disconnect").status_code == 200
 
 
-def test_unknown_device_is_404(client: httpx.Client) -> None:
-    # The library looks for the device for 20 s before it gives up.
-    response = client.put("/sth/connect", json={"mac_address": "01-02-03-04-05-06"})
-    assert (response.status_code, response.json()) == (404, UNREACHABLE)
-    assert client.get("/state").json()["link_state"] == "stu_connected"
+def test_unknown_device_is_404(sim_server_factory: Any) -> None:
+    # The library alone would look for the device for 20 s; the service stops
+    # after CAN_DEVICE_SEARCH_TIMEOUT.
+    server = sim_server_factory(CAN_DEVICE_SEARCH_TIMEOUT=0.5)
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client:
+        response = client.put("/sth/connect", json={"mac_address": "01-02-03-04-05-06"})
+        assert (response.status_code, response.json()) == (404, UNREACHABLE)
+        assert client.get("/state").json()["link_state"] == "stu_connected"
+        # The search left the link usable: a present device connects.
+        mac = server.app.state.system.simulator.config.devices[0].mac
+        assert client.put("/sth/connect", json={"mac_address": mac}).status_code == 200
 
 
-def test_unanswered_request_is_502_and_service_recovers(
-    client: httpx.Client, simulator: Simulator
-) -> None:
+def test_status_reads_do_not_wait_for_a_device_search(sim_server_factory: Any) -> None:
+    server = sim_server_factory(CAN_DEVICE_SEARCH_TIMEOUT=20)
+    system = server.app.state.system
+    simulator: Simulator = system.simulator
+    # The device is out of reach until the status reads are done.
+    mac = simulator.config.devices[0].mac
+    simulator.faults.hidden_devices.add(mac)
+    base = f"{server.url}/api/v1"
+    with (
+        ThreadPoolExecutor(1) as pool,
+        httpx.Client(base_url=base, timeout=60) as client,
+        connect_ws(f"{server.ws_url}/api/v1/state") as socket,
+    ):
+        assert json.loads(socket.recv(timeout=10))["message"] == "state"
+        searching = pool.submit(client.put, "/sth/connect", json={"mac_address": mac})
+        # Wait until the search holds the hardware lock.
+        assert wait_until_locked(system)
+        with httpx.Client(base_url=base, timeout=60) as reader:
+            assert reader.get("/stu/connected").json() is False
+            state = reader.get("/state").json()
+            socket.send(json.dumps({"message": "get_state"}))
+            pushed = json.loads(socket.recv(timeout=10))
+        # All three answered while the search still held the lock: the device
+        # is still hidden, so the search cannot have ended.
+        assert not searching.done()
+        assert system._lock.locked()
+        assert state["link_state"] == "stu_connected"
+        assert pushed["message"] == "state"
+        assert pushed["data"]["link_state"] == "stu_connected"
+        # The device comes into reach: the same search finds and connects it.
+        simulator.faults.hidden_devices.clear()
+        assert searching.result(timeout=60).status_code == 200
+        assert client.get("/stu/connected").json() is True
+
+
+def wait_until_locked(system: ICOSystem, timeout: float = 10) -> bool:
+    """True once the system's hardware lock is taken, False after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not system._lock.locked():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_unanswered_request_is_502_and_service_recovers(sim_server_factory: Any) -> None:
     from icoapi.simulator.protocol import Block
 
-    # The STU stops answering EEPROM/product-data and Bluetooth requests.
-    simulator.faults.ignore.add((Block.SYSTEM, 0x0B, 17))
-    response = client.get("/stu")
-    assert (response.status_code, response.json()) == (502, NO_RESPONSE)
-    simulator.faults.ignore.clear()
-    assert client.get("/stu").status_code == 200
+    server = sim_server_factory(CAN_REQUEST_ATTEMPTS=2)
+    simulator: Simulator = server.app.state.system.simulator
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client:
+        # The STU stops answering EEPROM/product-data and Bluetooth requests.
+        simulator.faults.ignore.add((Block.SYSTEM, 0x0B, 17))
+        response = client.get("/stu")
+        assert (response.status_code, response.json()) == (502, NO_RESPONSE)
+        # The request was sent exactly CAN_REQUEST_ATTEMPTS times.
+        unanswered = [
+            request
+            for request in list(simulator.requests)
+            if (request.block, request.command, request.data[:1]) == (Block.SYSTEM, 0x0B, b"\x11")
+            and not request.answered
+        ]
+        assert len(unanswered) == 2
+        simulator.faults.ignore.clear()
+        assert client.get("/stu").status_code == 200
 
 
-def test_link_loss_mid_operation(client: httpx.Client, simulator: Simulator) -> None:
+def test_link_loss_mid_operation(sim_server_factory: Any) -> None:
+    server = sim_server_factory(CAN_REQUEST_ATTEMPTS=3)
+    simulator: Simulator = server.app.state.system.simulator
     mac = simulator.config.devices[0].mac
-    assert client.put("/sth/connect", json={"mac_address": mac}).status_code == 200
-    # The device drops off the Bluetooth link: its requests go unanswered.
-    simulator.on_link_lost(simulator.device(mac))
-    response = client.get("/sth/read-adc")
-    assert (response.status_code, response.json()) == (502, NO_RESPONSE)
-    # The service notices the device is gone and is usable again.
-    assert client.get("/stu/connected").json() is False
-    assert client.get("/state").json()["link_state"] == "stu_connected"
-    assert client.put("/sth/connect", json={"mac_address": mac}).status_code == 200
-    assert client.get("/sth/read-adc").status_code == 200
+    with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client:
+        assert client.put("/sth/connect", json={"mac_address": mac}).status_code == 200
+        # The device drops off the Bluetooth link: its requests go unanswered.
+        simulator.on_link_lost(simulator.device(mac))
+        response = client.get("/sth/read-adc")
+        assert (response.status_code, response.json()) == (502, NO_RESPONSE)
+        # The service notices the device is gone and is usable again.
+        assert client.get("/stu/connected").json() is False
+        assert client.get("/state").json()["link_state"] == "stu_connected"
+        assert client.put("/sth/connect", json={"mac_address": mac}).status_code == 200
+        assert client.get("/sth/read-adc").status_code == 200
 
 
 def test_startup_without_can(tmp_path: Path) -> None:
@@ -162,3 +232,18 @@ def test_startup_without_can(tmp_path: Path) -> None:
         retry = http.put("/api/v1/reset-can")
         assert retry.status_code == 503
         assert "nocan7" in retry.json()["detail"] or "Cause" in retry.json()["detail"]
+
+
+def test_hardware_timeouts_follow_the_settings(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        CAN_REQUEST_TIMEOUT=7,
+        CAN_REQUEST_ATTEMPTS=3,
+        CAN_DEVICE_SEARCH_TIMEOUT=20,
+    )
+    timeouts = HardwareTimeouts.from_settings(settings)
+    assert (timeouts.request, timeouts.request_attempts) == (7, 3)
+    assert timeouts.device_search == 20
+    # A connect may still connect after a search that used all its time.
+    assert timeouts.connect > timeouts.device_search
+    assert HardwareTimeouts.from_settings(make_settings(tmp_path / "d2")).device_search == 10

@@ -10,12 +10,17 @@ from typing import Any
 
 import httpx
 
-from tests.support import LiveServer, free_port, make_settings
+from tests.support import LiveServer, make_settings
 
 NO_RESPONSE = {"detail": "The CAN network did not respond to the request."}
 
 
-def start_simulator(port: int) -> subprocess.Popen[str]:
+READY = re.compile(r"ready: socketcand on [\d.]+:(?P<port>\d+)")
+
+
+def start_simulator(port: int = 0) -> tuple[subprocess.Popen[str], int]:
+    """The simulator as a socketcand server in its own process, and its port
+    (port 0: the system picks a free one, so parallel tests never collide)."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -36,14 +41,14 @@ def start_simulator(port: int) -> subprocess.Popen[str]:
     )
     assert process.stdout is not None
     for line in process.stdout:
-        if re.search(r"ready", line):
-            return process
+        match = READY.search(line)
+        if match:
+            return process, int(match["port"])
     raise AssertionError("simulator did not start")
 
 
 def test_socketcand_link_and_recovery(tmp_path: Path, live_server_factory: Any) -> None:
-    simulator_port = free_port()
-    simulator = start_simulator(simulator_port)
+    simulator, simulator_port = start_simulator()
     try:
         settings = make_settings(
             tmp_path / "data",
@@ -51,6 +56,8 @@ def test_socketcand_link_and_recovery(tmp_path: Path, live_server_factory: Any) 
             CAN_CHANNEL="can0",
             CAN_HOST="127.0.0.1",
             CAN_PORT=simulator_port,
+            # Requests to the vanished simulator fail after 3 attempts, not 10.
+            CAN_REQUEST_ATTEMPTS=3,
         )
         server: LiveServer = live_server_factory(settings)
         with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:
@@ -75,7 +82,7 @@ def test_socketcand_link_and_recovery(tmp_path: Path, live_server_factory: Any) 
                 assert state["link_error"]
 
             # It comes back; PUT /reset-can reopens the link.
-            simulator = start_simulator(simulator_port)
+            simulator, _ = start_simulator(simulator_port)
             assert http.put("/reset-can").status_code == 200
             assert http.get("/stu").status_code == 200
             assert len(http.get("/sth").json()) == 3

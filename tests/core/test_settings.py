@@ -57,6 +57,8 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         ("LOG_LEVEL", "LOUD"),
         ("CAN_BITRATE", "-5"),
         ("VITE_API_ORIGINS", "*"),
+        ("CAN_REQUEST_ATTEMPTS", "0"),
+        ("CAN_DEVICE_SEARCH_TIMEOUT", "30"),
     ],
 )
 def test_invalid_value_names_the_variable(

@@ -22,8 +22,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from icoapi.core.tasks import run_blocking
-from icoapi.files.errors import InvalidUploadError, UploadTooLargeError
-from icoapi.files.service import ReceivedFile
+from icoapi.core.uploads import (
+    InvalidUploadError,
+    ReceivedFile,
+    UploadRules,
+    UploadTooLargeError,
+)
 
 WRITE_BUFFER = 1024 * 1024
 FORM_OVERHEAD = 1024 * 1024  # allowance for boundaries, headers and small fields
@@ -110,22 +114,19 @@ class _Events:
 
 
 async def receive_files(
-    request: Request,
-    field_name: str,
-    directory: Path,
-    *,
-    max_file_size: int,
-    max_files: int = 1,
-    check_filename: Callable[[str], object] | None = None,
+    request: Request, field_name: str, rules: UploadRules
 ) -> list[ReceivedFile]:
-    """Store the files of form field ``field_name`` in temporary files in ``directory``.
+    """Store the files of form field ``field_name`` in temporary files in
+    ``rules.directory``. Bind the first two arguments to get a
+    :data:`~icoapi.core.uploads.ReceiveFiles` for a service.
 
     The caller owns the returned files and must remove them.
 
     :raises RequestValidationError: (422) no such file field, or no multipart body.
     :raises UploadTooLargeError: (413) a file exceeds ``max_file_size``.
     :raises InvalidUploadError: (400) malformed body or too many files.
-    Any error raised by ``check_filename`` is passed on."""
+    Any error raised by ``rules.check_filename`` is passed on."""
+    directory, max_file_size, max_files = rules.directory, rules.max_file_size, rules.max_files
     content_type, options = parse_options_header(request.headers.get("content-type"))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -156,8 +157,8 @@ async def receive_files(
                 if kind == "begin":
                     if len(received) >= max_files:
                         raise InvalidUploadError(f"At most {max_files} file(s) per request.")
-                    if check_filename is not None:
-                        check_filename(payload[0])
+                    if rules.check_filename is not None:
+                        rules.check_filename(payload[0])
                     path = directory / f".upload-{uuid.uuid4().hex}.part"
                     current = _Part(filename=payload[0], content_type=payload[1], path=path)
                     current.handle = await run_blocking(path.open, "xb")

@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from icoapi.api import create_app
+from icoapi.configuration.service import CONFIG_FILE_NAMES
 from icoapi.core.logging import setup_logging
-from icoapi.core.paths import DEFAULT_CONFIG_FILES, AppPaths
+from icoapi.core.paths import AppPaths
 from icoapi.core.settings import BUNDLED_CONFIG_DIR
 from tests.support import LiveServer, make_settings
 
@@ -25,7 +26,7 @@ def test_startup_creates_folders_and_installs_default_config(tmp_path: Path) -> 
     with TestClient(create_app(make_settings(data))):
         for folder in ("measurements", "config", "config/backup", "logs"):
             assert (data / folder).is_dir()
-        for name in DEFAULT_CONFIG_FILES:
+        for name in CONFIG_FILE_NAMES:
             assert (data / "config" / name).read_bytes() == (BUNDLED_CONFIG_DIR / name).read_bytes()
 
 
@@ -34,12 +35,12 @@ def test_default_config_never_overwrites_user_files(tmp_path: Path) -> None:
     paths.ensure()
     user_file = paths.config / "sensors.yaml"
     user_file.write_text("mine: true\n")
-    copied = paths.install_default_config()
+    copied = paths.install_default_config(CONFIG_FILE_NAMES)
     assert user_file.read_text() == "mine: true\n"
     assert user_file not in copied
     assert {path.name for path in copied} == {"metadata.yaml", "dataspace.yaml"}
     # Second start: nothing left to copy.
-    assert paths.install_default_config() == []
+    assert paths.install_default_config(CONFIG_FILE_NAMES) == []
 
 
 def test_health_and_state_without_can(tmp_path: Path) -> None:
