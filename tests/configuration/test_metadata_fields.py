@@ -11,7 +11,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from icoapi.configuration.service import ConfigService
+from icoapi.configuration.service import CONFIG_FILE_NAMES, ConfigService
 from icoapi.core.events import EventBus
 from icoapi.core.logging import SecretRedactor
 from icoapi.core.paths import AppPaths
@@ -272,7 +272,7 @@ def test_startup_warns_about_an_installed_file_the_client_cannot_render(
     caplog.set_level(logging.WARNING, logger="icoapi.configuration.service")
 
     ConfigService(paths, catalog, SecretRedactor(), EventBus())  # no file: nothing to say
-    paths.install_default_config()
+    paths.install_default_config(CONFIG_FILE_NAMES)
     ConfigService(paths, catalog, SecretRedactor(), EventBus())  # the shipped file is fine
     assert caplog.records == []
 
