@@ -19,9 +19,14 @@ from icoapi import __version__
 from icoapi.core.disk import disk_capacity
 from icoapi.core.events import Event, EventBus, PostMetaCompleted, PostMetaRequested
 from icoapi.core.paths import AppPaths
-from icoapi.core.websocket import ClientGroup, WebSocketClient
+from icoapi.core.websocket import ClientGroup, WebSocketClient, receive_text
 from icoapi.measurement.schemas import MeasurementStatus
-from icoapi.state.schemas import CloudState, SocketMessage, SystemStateModel
+from icoapi.state.schemas import (
+    CloudState,
+    MeasurementStatusSummary,
+    SocketMessage,
+    SystemStateModel,
+)
 from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
@@ -40,11 +45,13 @@ class StateService:
         paths: AppPaths,
         events: EventBus,
         cloud_state: Callable[[], CloudState] = CloudState,
+        access_control: bool = False,
     ) -> None:
         self.system = system
         self.measurement_status = measurement_status
         self.paths = paths
         self.cloud_state = cloud_state
+        self.access_control = access_control
         self.clients = ClientGroup(queue_size=32, max_stalled=64)
         self._push_scheduled = False
         self._last_pushed: str | None = None
@@ -55,13 +62,14 @@ class StateService:
         return SystemStateModel(
             can_ready=self.system.can_ready,
             disk_capacity=disk_capacity(self.paths.measurements),
-            measurement_status=self.measurement_status(),
+            measurement_status=MeasurementStatusSummary.of(self.measurement_status()),
             cloud=self.cloud_state(),
             link_state=system["link_state"],
             link_error=system["link_error"],
             can_interface=system["can_interface"],
             device=system["device"],
             measuring=self.system.measuring,
+            access_control=self.access_control,
             version=__version__,
         )
 
@@ -97,7 +105,9 @@ class StateService:
         client.offer(self.state_message())
         try:
             while not client.closed.is_set():
-                text = await websocket.receive_text()
+                text = await receive_text(websocket)
+                if text is None:
+                    break
                 self._handle(client, text)
         except (WebSocketDisconnect, RuntimeError):
             pass

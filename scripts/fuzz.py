@@ -1,0 +1,58 @@
+"""Fuzz the whole OpenAPI schema with schemathesis against a live server on the
+built-in device simulator (``make fuzz``; ``tests/core/test_fuzz.py`` runs a short
+version). Exits non-zero on any server error or response-schema violation."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from icoapi.api import create_app  # noqa: E402
+from tests.support import LiveServer, fast_simulator_config, simulator_settings  # noqa: E402
+
+CHECKS = "not_a_server_error,response_schema_conformance"
+
+
+def schemathesis_command(url: str, max_examples: int, seed: int, workers: int) -> list[str]:
+    executable = Path(sys.executable).with_name("schemathesis")
+    return [
+        str(executable),
+        "run",
+        f"{url}/openapi.json",
+        f"--checks={CHECKS}",
+        f"--max-examples={max_examples}",
+        f"--seed={seed}",
+        f"--workers={workers}",
+        "--request-timeout=60",
+        "--suppress-health-check=all",
+        "--no-color",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--max-examples", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="icoapi-fuzz-") as folder:
+        settings = simulator_settings(Path(folder) / "data", LOG_LEVEL="WARNING")
+        server = LiveServer(create_app(settings, simulator_config=fast_simulator_config()))
+        server.start()
+        try:
+            command = schemathesis_command(
+                server.url, options.max_examples, options.seed, options.workers
+            )
+            # schemathesis keeps a cache in its working folder: not in the checkout.
+            return subprocess.run(command, check=False, cwd=folder).returncode
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
