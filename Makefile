@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
 
-.PHONY: install demo run test lint format bench simulator clean
+.PHONY: install demo run test lint format bench simulator fuzz clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
+
+## Fuzz the whole OpenAPI schema with schemathesis against the app on the simulator
+## (tests/core/test_openapi_contract.py runs a short version in `make test`).
+fuzz: install
+	$(PY) scripts/fuzz.py --max-examples 200
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from icoapi.api import create_app  # noqa: E402
-from tests.support import LiveServer, fast_simulator_config, simulator_settings  # noqa: E402
+from icoapi.api import create_app
+from tests.support import LiveServer, fast_simulator_config, simulator_settings
 
 CHECKS = "not_a_server_error,response_schema_conformance"
 
