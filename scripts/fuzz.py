@@ -41,7 +41,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="icoapi-fuzz-") as folder:
-        settings = simulator_settings(Path(folder) / "data", LOG_LEVEL="WARNING")
+        settings = simulator_settings(
+            Path(folder) / "data", LOG_LEVEL="WARNING", LOG_LEVEL_UVICORN="WARNING"
+        )
         server = LiveServer(create_app(settings, simulator_config=fast_simulator_config()))
         server.start()
         try:

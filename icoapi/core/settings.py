@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     )
     ICOAPI_API_KEY: SecretStr | None = Field(
         None,
-        description="If set, API requests must carry this key (X-API-Key header, "
-        "Authorization: Bearer, or ?api_key= for WebSockets and links).",
+        description="An operator token (besides the tokens file); setting it turns "
+        "access control on. Sent as X-API-Key, Authorization: Bearer or ?api_key=.",
     )
     ICOAPI_TRUSTED_NETWORKS: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
         default_factory=_loopback_networks,
