@@ -43,6 +43,7 @@ test: install
 ## (tests/core/test_openapi_contract.py runs a short version in `make test`).
 fuzz: install
 	$(PY) scripts/fuzz.py --max-examples 200
+	$(PY) scripts/fuzz.py --max-examples 50 --access-control
 
 lint: install
 	$(VENV)/bin/ruff check .

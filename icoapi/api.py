@@ -27,7 +27,14 @@ from icoapi.access.tokens import TokenFileError, TokenStore, load_tokens
 from icoapi.configuration.router import router as config_router
 from icoapi.configuration.service import ConfigService
 from icoapi.core.asgi import UnhandledErrors
-from icoapi.core.errors import IcoapiError, shorten_validation_errors
+from icoapi.core.errors import (
+    BodyTooLargeError,
+    ForbiddenError,
+    IcoapiError,
+    UnauthorizedError,
+    error_responses,
+    shorten_validation_errors,
+)
 from icoapi.core.events import EventBus
 from icoapi.core.limits import BodySizeLimit
 from icoapi.core.logging import setup_logging
@@ -233,6 +240,8 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         ),
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Answers of the middleware, possible on every route.
+        responses=error_responses(UnauthorizedError, ForbiddenError, BodyTooLargeError),
     )
     app.state.settings = settings
     api_key = settings.ICOAPI_API_KEY.get_secret_value() if settings.ICOAPI_API_KEY else None

@@ -25,6 +25,27 @@ class BadRequestError(IcoapiError):
     default_detail = "Bad request."
 
 
+class UnauthorizedError(IcoapiError):
+    """Raised by nothing; documents the request guard's answer (icoapi.core.security)."""
+
+    status_code = 401
+    default_detail = "Missing token."
+
+
+class ForbiddenError(IcoapiError):
+    """Documents the request guard's answer for a role that may not, or a cross-site page."""
+
+    status_code = 403
+    default_detail = "Not allowed for this token's role, or a cross-site request."
+
+
+class BodyTooLargeError(IcoapiError):
+    """Documents the body-size limit's answer (icoapi.core.limits)."""
+
+    status_code = 413
+    default_detail = "Request body too large."
+
+
 class NotFoundError(IcoapiError):
     status_code = 404
     default_detail = "Not found."

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from icoapi.api import create_app
@@ -86,10 +87,11 @@ def test_short_inputs_are_echoed_and_undeclared_methods_get_405(tmp_path: Path) 
         assert client.get("/api/v1/files/a/b/c/d.hdf5").status_code == 400
 
 
-def test_fuzz_the_whole_schema(tmp_path: Path) -> None:
+@pytest.mark.parametrize("access", [[], ["--access-control"]], ids=["open", "with-token"])
+def test_fuzz_the_whole_schema(access: list[str]) -> None:
     """The short version of ``make fuzz``."""
     run = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "fuzz.py"), "--max-examples", "8"],
+        [sys.executable, str(ROOT / "scripts" / "fuzz.py"), "--max-examples", "8", *access],
         capture_output=True,
         text=True,
         timeout=900,
