@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from icoapi.access.rules import RoutePattern
 from icoapi.core.asgi import send_error
+from icoapi.core.routes import RoutePattern
 
 logger = logging.getLogger(__name__)
 
