@@ -264,6 +264,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         tokens=tokens,
         trusted_networks=settings.ICOAPI_TRUSTED_NETWORKS,
         api_prefix=settings.api_prefix,
+        proxies_trusted=bool(settings.ICOAPI_TRUSTED_PROXIES),
     )
     app.add_middleware(
         CORSMiddleware,

@@ -16,8 +16,9 @@ headers for allowed origins, and preflights never reach it):
   ``ICOAPI_API_KEY``). Each route needs a role (:mod:`icoapi.access.rules`). The
   token comes from ``Authorization: Bearer``, ``X-API-Key``, the query parameter
   ``api_key`` or, for browser WebSockets, the subprotocol ``icoapi.bearer.<token>``.
-  No token: clients in ``ICOAPI_TRUSTED_NETWORKS`` act as operator, others get
-  401. A wrong token gets 401, a role that may not do this 403.
+  No token: clients in ``ICOAPI_TRUSTED_NETWORKS`` act as operator (unless the
+  request came through a proxy that is not in ``ICOAPI_TRUSTED_PROXIES``), others
+  get 401. A wrong token gets 401, a role that may not do this 403.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class RequestGuard:
         tokens: TokenStore,
         trusted_networks: Iterable[Network],
         api_prefix: str,
+        proxies_trusted: bool = False,
         rules: RuleBook | None = None,
     ) -> None:
         self.app = app
@@ -105,6 +107,7 @@ class RequestGuard:
         self.tokens = tokens
         self.trusted_networks = tuple(trusted_networks)
         self.api_prefix = api_prefix
+        self.proxies_trusted = proxies_trusted
         self.rules = rules or RuleBook()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -149,7 +152,7 @@ class RequestGuard:
             identity = NO_ACCESS_CONTROL
             if self.tokens.enabled and needed > Role.PUBLIC:
                 token = self._presented_token(scope, headers, protocols)
-                found = self._identify(scope, token)
+                found = self._identify(scope, headers, token)
                 if found is None:
                     detail = "Missing token." if token is None else "Invalid token."
                     await self._refuse(scope, send, 401, detail, WWW_AUTHENTICATE)
@@ -193,9 +196,15 @@ class RequestGuard:
                 return protocol[len(BEARER_PROTOCOL_PREFIX) :]
         return None
 
-    def _identify(self, scope: Scope, token: str | None) -> Identity | None:
+    def _identify(
+        self, scope: Scope, headers: dict[str, str], token: str | None
+    ) -> Identity | None:
         if token is not None:
             return self.tokens.identify(token)
+        if not self.proxies_trusted and ("x-forwarded-for" in headers or "forwarded" in headers):
+            # Forwarded by a proxy that is not in ICOAPI_TRUSTED_PROXIES: the peer
+            # address is the proxy's, not the client's, so it proves nothing.
+            return None
         client = scope.get("client")
         if client and self.trusted_networks:
             try:

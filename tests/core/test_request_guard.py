@@ -145,3 +145,18 @@ def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path, start_serve
     outside = {"x-forwarded-for": "192.0.2.7"}
     answer = httpx.get(f"{proxied.url}/api/v1/state", headers=outside, timeout=10)
     assert answer.status_code == 401
+
+
+def test_untrusted_proxy_does_not_make_its_clients_trusted(
+    tmp_path: Path, start_server: Any
+) -> None:
+    # A proxy on this machine, forgotten in ICOAPI_TRUSTED_PROXIES: every request
+    # it forwards comes from 127.0.0.1, a trusted network by default.
+    settings = make_settings(tmp_path / "data", ICOAPI_API_KEY=KEY)
+    server = start_server(create_app(settings))
+    url = f"{server.url}/api/v1/measurement/stop"
+    assert httpx.post(url, timeout=10).status_code == 200  # a local client
+    for forwarded in ({"x-forwarded-for": "198.51.100.4"}, {"forwarded": "for=198.51.100.4"}):
+        assert httpx.post(url, headers=forwarded, timeout=10).status_code == 401
+        with_key = {**forwarded, "x-api-key": KEY}
+        assert httpx.post(url, headers=with_key, timeout=10).status_code == 200
