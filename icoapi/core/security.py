@@ -168,7 +168,9 @@ class RequestGuard:
                     )
                     return
             scope.setdefault("state", {})["identity"] = identity
-        if is_websocket and any(p.startswith(BEARER_PROTOCOL_PREFIX) for p in protocols):
+        if is_websocket and any(
+            p == WEBSOCKET_PROTOCOL or p.startswith(BEARER_PROTOCOL_PREFIX) for p in protocols
+        ):
             send = self._selecting_protocol(send, protocols)
         await self.app(scope, receive, send)
 

@@ -144,6 +144,11 @@ def test_access_control_off_without_tokens(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         # The web client sends no credentials: everything works as before.
         assert client.post(f"{PREFIX}/measurement/stop").status_code == 200
+        # A browser client written for tokens keeps working when they are off.
+        offered = ["icoapi", "icoapi.bearer.icoapi_from-an-old-deployment"]
+        for protocols in (["icoapi"], offered):
+            with client.websocket_connect(f"{PREFIX}/state", subprotocols=protocols) as socket:
+                assert socket.accepted_subprotocol == "icoapi"
         state = client.get(f"{PREFIX}/state").json()
         assert state["access_control"] is False
 
