@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from icoapi.access.__main__ import main as access_cli
 from icoapi.access.rules import Role
@@ -86,3 +87,21 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert access_cli(["--file", str(path), "remove", "display"]) == 0
     assert access_cli(["--file", str(path), "remove", "display"]) == 1
     assert not load_tokens(path).enabled
+
+
+def test_startup_says_whether_access_control_is_on(tmp_path: Path) -> None:
+    exposed = make_settings(tmp_path / "open", VITE_API_HOSTNAME="0.0.0.0")
+    with TestClient(create_app(exposed)):
+        pass
+    assert "Access control off" in exposed.log_file.read_text()
+    path = tmp_path / "tokens.yaml"
+    token = add_token(path, "display", "viewer")
+    path.chmod(0o644)
+    guarded = make_settings(tmp_path / "guarded", ICOAPI_TOKENS_FILE=path)
+    with TestClient(create_app(guarded)):
+        pass
+    log = guarded.log_file.read_text()
+    assert "Access control on: 1 token(s) (display: viewer)" in log
+    assert "readable by other users" in log
+    assert "Access control off" not in log
+    assert token not in log
