@@ -13,33 +13,28 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from icoapi import __version__
-from icoapi.access.tokens import TokenFileError, TokenStore, load_tokens
+from icoapi.access.tokens import TokenFileError, TokenStore
 from icoapi.configuration.router import router as config_router
 from icoapi.configuration.service import ConfigService
-from icoapi.core.asgi import UnhandledErrors
-from icoapi.core.errors import (
-    BodyTooLargeError,
-    ForbiddenError,
-    IcoapiError,
-    UnauthorizedError,
-    error_responses,
-    shorten_validation_errors,
-)
+from icoapi.core.errors import IcoapiError, shorten_validation_errors
 from icoapi.core.events import EventBus
-from icoapi.core.limits import BodySizeLimit
 from icoapi.core.logging import setup_logging
 from icoapi.core.paths import AppPaths
-from icoapi.core.security import HostPolicy, RequestGuard
+from icoapi.core.protection import (
+    GUARD_RESPONSES,
+    add_protection,
+    load_access_tokens,
+    log_access_control,
+    uvicorn_options,
+)
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
 from icoapi.core.tasks import TaskRegistry
 from icoapi.files.router import router as files_router
@@ -89,21 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tokens: TokenStore = app.state.tokens
     if settings.ICOAPI_API_KEY is not None:
         redactor.register([settings.ICOAPI_API_KEY.get_secret_value()])
-    if tokens.enabled:
-        logger.info(
-            "Access control on: %d token(s) (%s)",
-            len(tokens.entries),
-            ", ".join(f"{entry.name}: {entry.role.label}" for entry in tokens.entries),
-        )
-        _warn_if_readable(settings.tokens_file)
-    elif settings.VITE_API_HOSTNAME not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning(
-            "Access control off (no tokens in %s, no ICOAPI_API_KEY): anyone who can "
-            "reach %s:%d can control the hardware",
-            settings.tokens_file,
-            settings.VITE_API_HOSTNAME,
-            settings.VITE_API_PORT,
-        )
+    log_access_control(settings, tokens)
     env_file = env_file_used(settings)
     logger.info(
         "Starting icoapi %s (settings from %s, data in %s)",
@@ -186,45 +167,6 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
-def _warn_if_readable(path: Path) -> None:
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    if mode & 0o077:
-        logger.warning(
-            "The tokens file %s is readable by other users (mode %o); chmod 600 it",
-            path,
-            mode & 0o777,
-        )
-
-
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Server options that belong to the service's security: forwarded headers
-    are believed only from ``ICOAPI_TRUSTED_PROXIES`` (uvicorn alone would
-    believe them from 127.0.0.1, so any local process could claim any address)."""
-    proxies = settings.ICOAPI_TRUSTED_PROXIES
-    return {
-        "proxy_headers": bool(proxies),
-        "forwarded_allow_ips": ",".join(proxies) if proxies else "",
-        "server_header": False,
-    }
-
-
-def body_limits(settings: Settings) -> list[tuple[str, str, int]]:
-    """Per-route body limits (method, path pattern, bytes) beyond the default."""
-    prefix = settings.api_prefix
-    # Multipart framing around the file(s) adds a little to the files' size.
-    upload = settings.ICOAPI_MAX_UPLOAD_BYTES + 1024 * 1024
-    return [
-        ("POST", f"{prefix}/files/analyze", upload),
-        ("POST", f"{prefix}/files/{{name}}/embedded", upload),
-        # Configuration files are small YAML files (the service checks 1 MiB of
-        # content); the margin leaves room for the multipart framing.
-        ("POST", f"{prefix}/config/{{kind}}", 2 * 1024 * 1024),
-    ]
-
-
 def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
     """Build the application. Extra keyword arguments are put on ``app.state``
     before startup (tests pass e.g. ``simulator_config``)."""
@@ -240,40 +182,13 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         ),
         openapi_tags=TAGS,
         lifespan=lifespan,
-        # Answers of the middleware, possible on every route.
-        responses=error_responses(UnauthorizedError, ForbiddenError, BodyTooLargeError),
+        responses=GUARD_RESPONSES,
     )
     app.state.settings = settings
-    api_key = settings.ICOAPI_API_KEY.get_secret_value() if settings.ICOAPI_API_KEY else None
-    tokens = load_tokens(settings.tokens_file).with_api_key(api_key)
-    app.state.tokens = tokens
+    app.state.tokens = load_access_tokens(settings)
     for key, value in state.items():
         setattr(app.state, key, value)
-    # Middleware, innermost first (each one added wraps the ones before). CORS is
-    # outermost: it answers preflights itself (never the guard), and every answer
-    # to an allowed origin carries CORS headers, the guard's 400/401/403, the
-    # 413 and the 500 of the safety net included.
-    app.add_middleware(UnhandledErrors)
-    app.add_middleware(
-        BodySizeLimit, default=settings.ICOAPI_MAX_BODY_BYTES, limits=body_limits(settings)
-    )
-    app.add_middleware(
-        RequestGuard,
-        allowed_origins=settings.VITE_API_ORIGINS,
-        hosts=HostPolicy(settings.ICOAPI_ALLOWED_HOSTS),
-        tokens=tokens,
-        trusted_networks=settings.ICOAPI_TRUSTED_NETWORKS,
-        api_prefix=settings.api_prefix,
-        proxies_trusted=bool(settings.ICOAPI_TRUSTED_PROXIES),
-    )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.VITE_API_ORIGINS,
-        allow_credentials=True,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["Content-Disposition", "WWW-Authenticate"],
-    )
+    add_protection(app, settings, app.state.tokens)
     app.add_exception_handler(IcoapiError, _icoapi_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     prefix = settings.api_prefix
