@@ -17,8 +17,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from icoapi import __version__
 from icoapi.access.tokens import TokenFileError, TokenStore
@@ -35,6 +37,7 @@ from icoapi.core.protection import (
     log_access_control,
     uvicorn_options,
 )
+from icoapi.core.routes import documented_methods
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
 from icoapi.core.tasks import TaskRegistry
 from icoapi.files.router import router as files_router
@@ -160,6 +163,17 @@ async def _icoapi_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
 
+async def _http_error(request: Request, error: Exception) -> Response:
+    # Starlette's 405 names the methods of the first route whose path matched;
+    # the answer names every method the OpenAPI document has for the path.
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 405:
+        allowed = documented_methods(request.app.openapi(), request.url.path)
+        if allowed:
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, error)
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     # FastAPI's 422 body, but never echoing a large input back (once per field).
     assert isinstance(error, RequestValidationError)
@@ -191,6 +205,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
     add_protection(app, settings, app.state.tokens)
     app.add_exception_handler(IcoapiError, _icoapi_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     prefix = settings.api_prefix
     for router in (
         stu_router,

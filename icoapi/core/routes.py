@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,3 +28,19 @@ class RoutePattern:
     def literal_segments(self) -> int:
         """How specific the pattern is: literal paths win over parameters."""
         return sum(1 for part in self.pattern.split("/") if part and "{" not in part)
+
+
+HTTP_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS")
+
+
+def documented_methods(openapi: dict[str, Any], path: str) -> list[str]:
+    """The methods the OpenAPI document lists for ``path``: those of the most
+    specific matching templates (``/files/analyze`` over ``/files/{name}``)."""
+    matching: dict[int, set[str]] = {}
+    for template, operations in openapi.get("paths", {}).items():
+        pattern = RoutePattern.compile(template)
+        if pattern.matches(path):
+            matching.setdefault(pattern.literal_segments, set()).update(
+                method.upper() for method in operations if method.upper() in HTTP_METHODS
+            )
+    return sorted(matching[max(matching)]) if matching else []

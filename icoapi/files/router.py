@@ -111,6 +111,13 @@ async def upload_file(request: Request, files: FilesDep) -> PlainTextResponse:
     return PlainTextResponse(await files.store_upload(uploads[0]))
 
 
+@router.api_route("/analyze", methods=["GET", "DELETE"], include_in_schema=False)
+async def analyze_other_methods() -> None:
+    """``/files/analyze`` is the upload, not a file named "analyze": 405, not the
+    400 that ``/files/{name}`` would give."""
+    raise HTTPException(405, "Method Not Allowed", {"Allow": "POST"})
+
+
 @router.get(
     "/analyze/meta/{name}",
     response_model=ParsedMetadata,
