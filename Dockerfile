@@ -3,6 +3,8 @@
 #   docker run --network=host -v icoapi-data:/data icoapi
 # Without hardware, try the simulator:
 #   docker run --network=host -e CAN_INTERFACE=simulator icoapi
+# Access tokens (kept in /data/tokens.yaml; restart the container afterwards):
+#   docker exec <container> python -m icoapi.access add <name> --role operator
 FROM python:3.12-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \

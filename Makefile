@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
 
-.PHONY: install demo run test lint format bench simulator clean
+.PHONY: install demo run test lint format bench simulator fuzz clean
 
 install: $(STAMP)
 
@@ -39,6 +39,12 @@ test: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=10
 
+## Fuzz the whole OpenAPI schema with schemathesis against the app on the simulator
+## (tests/core/test_openapi_contract.py runs a short version in `make test`).
+fuzz: install
+	$(PY) scripts/fuzz.py --max-examples 200
+	$(PY) scripts/fuzz.py --max-examples 50 --access-control
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check icoapi tests bench
@@ -51,6 +57,7 @@ format: install
 bench: install
 	$(PY) bench/bench_simulator.py
 	$(PY) bench/bench_measurement.py
+	$(PY) bench/bench_guard.py
 
 ## Serve the simulator alone over TCP (socketcand protocol) on port 29536.
 simulator: install

@@ -16,18 +16,28 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from icoapi import __version__
+from icoapi.access.tokens import TokenFileError, TokenStore
 from icoapi.configuration.router import router as config_router
 from icoapi.configuration.service import CONFIG_FILE_NAMES, ConfigService
-from icoapi.core.errors import IcoapiError
+from icoapi.core.errors import IcoapiError, shorten_validation_errors
 from icoapi.core.events import EventBus
-from icoapi.core.limits import BodySizeLimit
 from icoapi.core.logging import setup_logging
 from icoapi.core.paths import AppPaths
-from icoapi.core.security import RequestGuard
+from icoapi.core.protection import (
+    GUARD_RESPONSES,
+    add_protection,
+    load_access_tokens,
+    log_access_control,
+    uvicorn_options,
+)
+from icoapi.core.routes import documented_methods
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
 from icoapi.core.tasks import TaskRegistry
 from icoapi.files.router import router as files_router
@@ -75,14 +85,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     paths = AppPaths.from_settings(settings)
     paths.ensure()
     redactor, fanout = setup_logging(settings, paths.log_file)
+    tokens: TokenStore = app.state.tokens
     if settings.ICOAPI_API_KEY is not None:
         redactor.register([settings.ICOAPI_API_KEY.get_secret_value()])
-    elif settings.VITE_API_HOSTNAME not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning(
-            "No ICOAPI_API_KEY set: anyone who can reach %s:%d can control the hardware",
-            settings.VITE_API_HOSTNAME,
-            settings.VITE_API_PORT,
-        )
+    log_access_control(settings, tokens)
     env_file = env_file_used(settings)
     logger.info(
         "Starting icoapi %s (settings from %s, data in %s)",
@@ -109,7 +115,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         events=events,
         tasks=tasks,
     )
-    state = StateService(system, measurement.status, paths, events)
+    state = StateService(system, measurement.status, paths, events, access_control=tokens.enabled)
 
     app.state.loop = asyncio.get_running_loop()
     app.state.paths = paths
@@ -121,7 +127,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.state = state
     app.state.configs = ConfigService(paths, sensors, redactor, events)
     app.state.logs = LogService(paths, settings, fanout)
-    app.state.files = MeasurementFileService(paths.measurements, measurement.files_in_use)
+    app.state.files = MeasurementFileService(
+        paths.measurements,
+        measurement.files_in_use,
+        max_upload_size=settings.ICOAPI_MAX_UPLOAD_BYTES,
+    )
 
     if not await system.open():
         logger.warning(
@@ -154,12 +164,22 @@ async def _icoapi_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
 
-async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
-    # A safety net: the error is logged with its traceback, the client gets JSON.
-    logger.exception("Unhandled error in %s %s", request.method, request.url.path)
-    return JSONResponse(
-        {"detail": f"Internal server error ({type(error).__name__})."}, status_code=500
-    )
+async def _http_error(request: Request, error: Exception) -> Response:
+    # Starlette's 405 names the methods of the first route whose path matched;
+    # the answer names every method the OpenAPI document has for the path.
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 405:
+        allowed = documented_methods(request.app.openapi(), request.url.path)
+        if allowed:
+            error.headers = {**(error.headers or {}), "Allow": ", ".join(allowed)}
+    return await http_exception_handler(request, error)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    # FastAPI's 422 body, but never echoing a large input back (once per field).
+    assert isinstance(error, RequestValidationError)
+    errors = shorten_validation_errors(error.errors())
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
@@ -177,32 +197,16 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         ),
         openapi_tags=TAGS,
         lifespan=lifespan,
+        responses=GUARD_RESPONSES,
     )
     app.state.settings = settings
+    app.state.tokens = load_access_tokens(settings)
     for key, value in state.items():
         setattr(app.state, key, value)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.VITE_API_ORIGINS,
-        allow_credentials=True,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["Content-Disposition"],
-    )
-    # Configuration uploads are small YAML files (the service checks 1 MiB of
-    # content); the margin leaves room for the multipart framing.
-    app.add_middleware(BodySizeLimit, limits={f"{settings.api_prefix}/config/": 2 * 1024 * 1024})
-    api_key = settings.ICOAPI_API_KEY.get_secret_value() if settings.ICOAPI_API_KEY else None
-    # Added last, so it runs first: refused requests never reach CORS or a route.
-    app.add_middleware(
-        RequestGuard,
-        allowed_origins=settings.VITE_API_ORIGINS,
-        api_key=api_key,
-        trusted_networks=settings.ICOAPI_TRUSTED_NETWORKS,
-        api_prefix=settings.api_prefix,
-    )
+    add_protection(app, settings, app.state.tokens)
     app.add_exception_handler(IcoapiError, _icoapi_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     prefix = settings.api_prefix
     for router in (
         stu_router,
@@ -234,16 +238,18 @@ def main() -> None:
 
     try:
         settings = load_settings()
-    except SettingsError as error:
+        app = create_app(settings)
+    except (SettingsError, TokenFileError) as error:
         print(f"icoapi: {error}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
         raise SystemExit(2) from error
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.VITE_API_HOSTNAME,
         port=settings.VITE_API_PORT,
         log_config=None,
         ws_ping_interval=20,
         ws_per_message_deflate=settings.WEBSOCKET_COMPRESSION,
+        **uvicorn_options(settings),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from icoapi.core.protection import uvicorn_options
 from icoapi.core.settings import Settings, load_settings
 
 
@@ -53,6 +54,7 @@ class LiveServer:
             log_config=None,
             ws_ping_interval=None,
             ws_per_message_deflate=app.state.settings.WEBSOCKET_COMPRESSION,
+            **uvicorn_options(app.state.settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

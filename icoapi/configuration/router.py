@@ -35,7 +35,8 @@ router = APIRouter(prefix="/config", tags=["Configuration"])
 YAML_MEDIA_TYPE = "application/x-yaml"
 YAML_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {YAML_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        # The document is a YAML mapping (uploads are validated as such).
+        "content": {YAML_MEDIA_TYPE: {"schema": {"type": "object"}}},
         "description": "The YAML file.",
     }
 }

@@ -88,6 +88,8 @@ ALLOWED_MEDIA_TYPES = frozenset(
 )
 BACKUP_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 # Keys whose values are credentials, anywhere in a document.
+# Files holding credentials (dataspace.yaml and its backups): owner only.
+SECRET_FILE_MODE = 0o600
 SECRET_KEY = re.compile(r"pass(word|wd|phrase)?$|token|secret|api[-_]?key|credential", re.I)
 MASK = "***"
 
@@ -486,12 +488,17 @@ class ConfigService:
                     file.flush()
                     os.fsync(file.fileno())
                 backup = None
-                if target.is_file():
+                if kind is DATASPACE:
+                    # The credentials file stays private, whatever mode it had (0600
+                    # from mkstemp).
+                    os.chmod(temporary, SECRET_FILE_MODE)
+                elif target.is_file():
                     os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
-                    backup = self._backup(kind, target)
-                elif kind is not DATASPACE:
+                else:
                     # mkstemp creates 0600; only the credentials file should stay private.
                     os.chmod(temporary, 0o644)
+                if target.is_file():
+                    backup = self._backup(kind, target)
                 os.replace(temporary, target)
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
@@ -528,7 +535,10 @@ class ConfigService:
             except BaseException:
                 destination.unlink(missing_ok=True)
                 raise
-            shutil.copymode(source, destination)
+            if kind is DATASPACE:
+                os.chmod(destination, SECRET_FILE_MODE)
+            else:
+                shutil.copymode(source, destination)
             return name
         raise AssertionError("unreachable")
 

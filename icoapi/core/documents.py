@@ -153,7 +153,11 @@ def parse_yaml(text: str) -> YamlDocument:
     :raises YamlSyntaxError: invalid YAML, several documents, unsafe tags, or a
         document that would expand to more than ``MAX_NODES`` nodes.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader already refuses characters YAML does not allow (control codes).
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as error:
+        raise YamlSyntaxError("the file contains characters YAML does not allow") from error
     try:
         node = loader.get_single_node()
         if node is None:

@@ -7,7 +7,9 @@ word for word, so clients that show or compare details keep working."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 
 class IcoapiError(Exception):
@@ -24,6 +26,27 @@ class IcoapiError(Exception):
 class BadRequestError(IcoapiError):
     status_code = 400
     default_detail = "Bad request."
+
+
+class UnauthorizedError(IcoapiError):
+    """Raised by nothing; documents the request guard's answer (icoapi.core.security)."""
+
+    status_code = 401
+    default_detail = "Missing token."
+
+
+class ForbiddenError(IcoapiError):
+    """Documents the request guard's answer for a role that may not, or a cross-site page."""
+
+    status_code = 403
+    default_detail = "Not allowed for this token's role, or a cross-site request."
+
+
+class BodyTooLargeError(IcoapiError):
+    """Documents the body-size limit's answer (icoapi.core.limits)."""
+
+    status_code = 413
+    default_detail = "Request body too large."
 
 
 class NotFoundError(IcoapiError):
@@ -52,6 +75,28 @@ class IncorrectStateError(BadRequestError):
     default_detail = "Incorrect request for current ICOtronic system state."
 
 
+# FastAPI's request validation answers 422 with a list of these.
+VALIDATION_ERROR_ITEM: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+        "msg": {"type": "string"},
+        "type": {"type": "string"},
+        "input": {},
+        "ctx": {"type": "object"},
+    },
+    "required": ["loc", "msg", "type"],
+}
+
+
+def detail_schema(status_code: int) -> dict[str, Any]:
+    """``{"detail": ...}``: a message, or for 422 also the validation error list."""
+    detail: dict[str, Any] = {"type": "string"}
+    if status_code == 422:
+        detail = {"anyOf": [detail, {"type": "array", "items": VALIDATION_ERROR_ITEM}]}
+    return {"type": "object", "properties": {"detail": detail}, "required": ["detail"]}
+
+
 def error_responses(*errors: type[IcoapiError]) -> dict[int | str, dict[str, object]]:
     """OpenAPI ``responses=`` entries for the given errors (one per status)."""
     responses: dict[int | str, dict[str, object]] = {}
@@ -62,11 +107,7 @@ def error_responses(*errors: type[IcoapiError]) -> dict[int | str, dict[str, obj
                 "description": error.default_detail,
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {"detail": {"type": "string"}},
-                            "required": ["detail"],
-                        },
+                        "schema": detail_schema(error.status_code),
                         "examples": {},
                     }
                 },
@@ -77,3 +118,37 @@ def error_responses(*errors: type[IcoapiError]) -> dict[int | str, dict[str, obj
         if error.default_detail not in str(entry["description"]):
             entry["description"] = f"{entry['description']} / {error.default_detail}"
     return responses
+
+
+# Longest ``input`` echoed in a validation error, in characters of its JSON form.
+MAX_ECHOED_INPUT = 200
+
+
+def shorten_input(value: Any, limit: int = MAX_ECHOED_INPUT) -> Any:
+    """``value`` itself if its JSON form is short, else the start of that form.
+    Encodes lazily, so a huge body is never serialised whole."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+    if isinstance(value, bytes | bytearray):
+        return shorten_input(bytes(value).decode("utf-8", "replace"), limit)
+    pieces: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(default=str).iterencode(value):
+        pieces.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return "".join(pieces)[:limit] + "… (truncated)"
+    return value
+
+
+def shorten_validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """FastAPI's validation error list with every ``input`` and ``ctx`` value short."""
+    shortened = []
+    for error in errors:
+        item = dict(error)
+        if "input" in item:
+            item["input"] = shorten_input(item["input"])
+        if isinstance(item.get("ctx"), dict):
+            item["ctx"] = {key: shorten_input(value) for key, value in item["ctx"].items()}
+        shortened.append(item)
+    return shortened

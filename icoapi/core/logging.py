@@ -7,8 +7,10 @@ repeatedly): it replaces the handlers it installed before instead of adding more
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import re
 import sys
 import threading
 from collections import deque
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import quote, quote_plus
 
 from icoapi.core.settings import Settings
 
@@ -35,7 +38,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
+        if record.exc_text:  # set (and cleaned) by the redactor
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
@@ -60,32 +65,87 @@ class ColorFormatter(logging.Formatter):
         return text.replace(tag, f"{color}{tag}\033[0m", 1)
 
 
+def secret_forms(secret: str) -> set[str]:
+    """The ways a secret can appear in a log line: as is, percent-encoded (as in
+    a logged query string, any hex case, ``+`` or ``%20`` for spaces), JSON- or
+    repr-escaped, and Base64 (standard and URL-safe, with or without padding)."""
+    forms = {secret}
+    for encoded in (quote(secret, safe=""), quote(secret, safe="/"), quote_plus(secret)):
+        forms.add(encoded)
+        forms.add(re.sub(r"%[0-9A-F]{2}", lambda match: match[0].lower(), encoded))
+    forms.add(json.dumps(secret)[1:-1])
+    forms.add(repr(secret)[1:-1])
+    raw = secret.encode()
+    for encoded_bytes in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded_bytes.decode()
+        forms.update({text, text.rstrip("=")})
+    return {form for form in forms if len(form) >= 3}
+
+
+# Credentials by shape, whatever their value: query parameters, headers and the
+# WebSocket subprotocol that carry tokens, and tokens made by ``icoapi.access``.
+_CREDENTIAL_NAMES = r"(?:api_key|access_token|token|password|passwd|secret)"
+CREDENTIAL_PATTERNS = (
+    # In a query string the value ends at "&"; in a percent-encoded one at "%26".
+    re.compile(rf"(?i)({_CREDENTIAL_NAMES}=)([^&\s\"'#;,]+)"),
+    re.compile(rf"(?i)({_CREDENTIAL_NAMES}%3D)((?:(?!%26)[^&\s\"'#;,])+)"),
+    re.compile(
+        r"(?i)((?:authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)([^\s\"',;]+)"
+    ),
+    re.compile(r"(?i)(icoapi\.bearer\.)([^\s\"',;]+)"),
+    re.compile(r"(icoapi_)([A-Za-z0-9_-]{16,})"),
+)
+
+
+def redact_credentials(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with registered secrets (in any encoding) and credential-shaped
+    values replaced by ``***``."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern in CREDENTIAL_PATTERNS:
+        text = pattern.sub(r"\1***", text)
+    return text
+
+
 class SecretRedactor(logging.Filter):
-    """Replaces registered secrets (passwords, tokens) in every record by ``***``.
+    """Replaces secrets (passwords, tokens) in every record by ``***``: the
+    registered ones in every encoding (:func:`secret_forms`) and any value in a
+    credential position (:data:`CREDENTIAL_PATTERNS`), in the message and in a
+    logged traceback.
 
     Attached to every handler, so a secret cannot reach a file, the console or a
-    log-stream client even if some library logs it."""
+    log-stream client even if some library (uvicorn's access log) logs it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: frozenset[str] = frozenset()
+        self._secrets: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     def register(self, secrets: Iterable[str | None]) -> None:
         with self._lock:
-            self._secrets = self._secrets | {s for s in secrets if s and len(s) >= 3}
+            forms = set(self._secrets)
+            for secret in secrets:
+                if secret and len(secret) >= 3:
+                    forms |= secret_forms(secret)
+            # Longest first: a secret's encoded form may contain a shorter form.
+            self._secrets = tuple(sorted(forms, key=len, reverse=True))
+
+    def redact(self, text: str) -> str:
+        return redact_credentials(text, self._secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = self._secrets
-        if not secrets:
-            return True
         message = record.getMessage()
-        redacted = message
-        for secret in secrets:
-            redacted = redacted.replace(secret, "***")
+        redacted = self.redact(message)
         if redacted != message:
             record.msg = redacted
             record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
 
 

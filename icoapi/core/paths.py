@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,9 @@ from pathlib import Path
 from icoapi.core.settings import BUNDLED_CONFIG_DIR, Settings
 
 logger = logging.getLogger(__name__)
+
+# Files that hold credentials: readable by the service's user only (0600).
+SECRET_CONFIG_FILES = ("dataspace.yaml",)
 
 
 @dataclass(frozen=True)
@@ -60,4 +65,22 @@ class AppPaths:
             shutil.copyfile(origin, target)
             copied.append(target)
             logger.info("Installed default configuration file %s", target)
+        self.protect_secret_files()
         return copied
+
+    def protect_secret_files(self) -> None:
+        """Make the credentials files (and their backups) 0600, also ones an older
+        version or a manual copy left readable by others."""
+        candidates = [self.config / name for name in SECRET_CONFIG_FILES]
+        for name in SECRET_CONFIG_FILES:
+            stem, dot, suffix = name.rpartition(".")
+            candidates.extend(self.config_backup.glob(f"{stem}__*{dot}{suffix}"))
+        for path in candidates:
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+                if mode & 0o077:
+                    os.chmod(path, 0o600)
+                    logger.info("Made %s private (mode %o → 600)", path, mode)
+            except OSError as error:
+                if path.exists():
+                    logger.warning("Could not make %s private: %s", path, error)

@@ -1,29 +1,91 @@
-"""Request guard: API key authentication and cross-site request protection.
+"""Request guard: Host check, cross-site protection and access control.
 
-* **Cross-site requests.** A browser sends an ``Origin`` header with every
-  WebSocket handshake and every state-changing request. Such requests are refused
-  unless the origin is this service itself or one of ``VITE_API_ORIGINS``: a web
-  page on another site can then neither drive the hardware, upload files nor
-  read the live streams. Clients that are not browsers send no ``Origin``.
-* **API key.** With ``ICOAPI_API_KEY`` set, every ``/api`` request needs the key
-  (header ``X-API-Key``, ``Authorization: Bearer <key>``, or the query parameter
-  ``api_key`` for WebSockets and download links), except from
-  ``ICOAPI_TRUSTED_NETWORKS`` and for the liveness probe.
+Runs before every route and WebSocket (inside CORS, so its refusals carry CORS
+headers for allowed origins, and preflights never reach it):
+
+* **Host check (DNS rebinding).** The ``Host`` header must be an IP address,
+  ``localhost`` (or ``*.localhost``), a name without a dot (an intranet name such
+  as ``revpi``), this machine's name (also with ``.local``) or one of
+  ``ICOAPI_ALLOWED_HOSTS``. A page on a public name the attacker controls (and
+  re-points to this machine) is refused.
+* **Cross-site requests.** A browser sends ``Origin`` with every WebSocket
+  handshake and state-changing request; those are refused unless the origin is
+  one of ``VITE_API_ORIGINS`` or this service itself (``Origin`` equal to a
+  ``Host`` that passed the Host check).
+* **Access control** (on as soon as a token exists: the tokens file or
+  ``ICOAPI_API_KEY``). Each route needs a role (:mod:`icoapi.access.rules`). The
+  token comes from ``Authorization: Bearer``, ``X-API-Key``, the query parameter
+  ``api_key`` or, for browser WebSockets, the subprotocol ``icoapi.bearer.<token>``.
+  No token: clients in ``ICOAPI_TRUSTED_NETWORKS`` act as operator (unless the
+  request came through a proxy that is not in ``ICOAPI_TRUSTED_PROXIES``), others
+  get 401. A wrong token gets 401, a role that may not do this 403.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
+import logging
+import socket
 from collections.abc import Iterable
 from urllib.parse import parse_qs, urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from icoapi.core.asgi import send_error
+from icoapi.access.rules import Role, RuleBook
+from icoapi.access.tokens import Identity, TokenStore
+from icoapi.core.asgi import refuse_websocket, send_error
+
+logger = logging.getLogger(__name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Browsers cannot set headers on WebSockets; they can offer subprotocols. A client
+# offers "icoapi" and "icoapi.bearer.<token>"; the service selects "icoapi".
+WEBSOCKET_PROTOCOL = "icoapi"
+BEARER_PROTOCOL_PREFIX = "icoapi.bearer."
+TRUSTED_NETWORK = Identity("trusted network", Role.OPERATOR)
+NO_ACCESS_CONTROL = Identity("access control off", Role.OPERATOR)
+WWW_AUTHENTICATE = [(b"www-authenticate", b'Bearer realm="icoapi"')]
+
+
+def split_host(host: str) -> str:
+    """The name or address of a ``Host`` header value, without port and brackets."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() else host
+
+
+class HostPolicy:
+    """Which ``Host`` header values the service answers to."""
+
+    def __init__(self, names: Iterable[str], machine_names: Iterable[str] | None = None) -> None:
+        configured = {name.strip().lower().rstrip(".") for name in names if name.strip()}
+        self.any = "*" in configured
+        if machine_names is None:
+            hostname = socket.gethostname().lower()
+            machine_names = (hostname, f"{hostname}.local")
+        self.names = frozenset(configured | {"localhost", *machine_names})
+
+    def allows(self, host: str | None) -> bool:
+        if host is None or self.any:
+            # HTTP/1.0 clients may send no Host; browsers always do.
+            return True
+        name = split_host(host).lower().rstrip(".")
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            pass
+        else:
+            return True  # an address literal is never a rebinding attack
+        # A rebinding attack needs a name the attacker can point at this machine
+        # in public DNS, which always has a dot: single-label (intranet) names pass.
+        if name in self.names or "." not in name or name.endswith(".localhost"):
+            return True
+        return any(
+            allowed.startswith("*.") and name.endswith(allowed[1:]) for allowed in self.names
+        )
 
 
 class RequestGuard:
@@ -32,16 +94,21 @@ class RequestGuard:
         app: ASGIApp,
         *,
         allowed_origins: Iterable[str],
-        api_key: str | None,
+        hosts: HostPolicy,
+        tokens: TokenStore,
         trusted_networks: Iterable[Network],
         api_prefix: str,
+        proxies_trusted: bool = False,
+        rules: RuleBook | None = None,
     ) -> None:
         self.app = app
         self.allowed_origins = frozenset(origin.rstrip("/") for origin in allowed_origins)
-        self.api_key = api_key.encode() if api_key else None
+        self.hosts = hosts
+        self.tokens = tokens
         self.trusted_networks = tuple(trusted_networks)
         self.api_prefix = api_prefix
-        self.open_paths = {f"{api_prefix}/health"}
+        self.proxies_trusted = proxies_trusted
+        self.rules = rules or RuleBook()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -51,10 +118,21 @@ class RequestGuard:
             key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
         }
         is_websocket = scope["type"] == "websocket"
-        if (is_websocket or scope["method"] in UNSAFE_METHODS) and not self._origin_allowed(
-            headers.get("origin"), headers.get("host")
+        host = headers.get("host")
+        if not self.hosts.allows(host):
+            shown = (host or "")[:80]
+            await self._refuse(
+                scope,
+                send,
+                400,
+                f"Host '{shown}' is not allowed (add it to ICOAPI_ALLOWED_HOSTS).",
+            )
+            return
+        method = "WS" if is_websocket else scope["method"]
+        if (is_websocket or method in UNSAFE_METHODS) and not self._origin_allowed(
+            headers.get("origin"), host
         ):
-            origin = headers.get("origin")
+            origin = headers.get("origin", "")[:80]
             await self._refuse(
                 scope,
                 send,
@@ -63,50 +141,115 @@ class RequestGuard:
                 "(add it to VITE_API_ORIGINS).",
             )
             return
-        if (
-            self.api_key is not None
-            and self._needs_key(scope)
-            and not self._has_key(scope, headers)
+        protocols = [
+            part.strip()
+            for part in headers.get("sec-websocket-protocol", "").split(",")
+            if part.strip()
+        ]
+        path: str = scope["path"]
+        if path.startswith(f"{self.api_prefix}/") or path == self.api_prefix:
+            needed = self.rules.required(method, path[len(self.api_prefix) :] or "/")
+            identity = NO_ACCESS_CONTROL
+            if self.tokens.enabled and needed > Role.PUBLIC:
+                token = self._presented_token(scope, headers, protocols)
+                found = self._identify(scope, headers, token)
+                if found is None:
+                    detail = "Missing token." if token is None else "Invalid token."
+                    await self._refuse(scope, send, 401, detail, WWW_AUTHENTICATE)
+                    return
+                identity = found
+                if identity.role < needed:
+                    await self._refuse(
+                        scope,
+                        send,
+                        403,
+                        f"Not allowed: this needs the {needed.label} role, "
+                        f"the token '{identity.name}' has the {identity.role.label} role.",
+                    )
+                    return
+            scope.setdefault("state", {})["identity"] = identity
+        if is_websocket and any(
+            p == WEBSOCKET_PROTOCOL or p.startswith(BEARER_PROTOCOL_PREFIX) for p in protocols
         ):
-            await self._refuse(scope, send, 401, "Missing or invalid API key.")
-            return
+            send = self._selecting_protocol(send, protocols)
         await self.app(scope, receive, send)
 
     def _origin_allowed(self, origin: str | None, host: str | None) -> bool:
         if origin is None or origin.rstrip("/") in self.allowed_origins:
             return True
-        # Pages served by this service itself (same host and port).
+        # Pages served by this service itself: same host and port. The Host has
+        # passed the Host check, so this is not a name an attacker re-pointed.
         return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
-    def _needs_key(self, scope: Scope) -> bool:
-        path: str = scope["path"]
-        if not path.startswith(f"{self.api_prefix}/") or path in self.open_paths:
-            return False
+    def _presented_token(
+        self, scope: Scope, headers: dict[str, str], protocols: list[str]
+    ) -> str | None:
+        authorization = headers.get("authorization", "")
+        if authorization[:7].lower() == "bearer " and authorization[7:].strip():
+            return authorization[7:].strip()
+        if headers.get("x-api-key"):
+            return headers["x-api-key"]
+        query_string: bytes = scope.get("query_string", b"")
+        query = parse_qs(query_string.decode("latin-1"))
+        if query.get("api_key"):
+            return query["api_key"][0]
+        for protocol in protocols:
+            if protocol.startswith(BEARER_PROTOCOL_PREFIX):
+                return protocol[len(BEARER_PROTOCOL_PREFIX) :]
+        return None
+
+    def _identify(
+        self, scope: Scope, headers: dict[str, str], token: str | None
+    ) -> Identity | None:
+        if token is not None:
+            return self.tokens.identify(token)
+        if not self.proxies_trusted and ("x-forwarded-for" in headers or "forwarded" in headers):
+            # Forwarded by a proxy that is not in ICOAPI_TRUSTED_PROXIES: the peer
+            # address is the proxy's, not the client's, so it proves nothing.
+            return None
         client = scope.get("client")
         if client and self.trusted_networks:
             try:
                 address = ipaddress.ip_address(client[0])
             except ValueError:
-                return True
+                return None
             if any(address in network for network in self.trusted_networks):
-                return False
-        return True
+                return TRUSTED_NETWORK
+        return None
 
-    def _has_key(self, scope: Scope, headers: dict[str, str]) -> bool:
-        assert self.api_key is not None
-        candidates = [headers.get("x-api-key", "")]
-        authorization = headers.get("authorization", "")
-        if authorization.lower().startswith("bearer "):
-            candidates.append(authorization[7:].strip())
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        candidates.extend(query.get("api_key", []))
-        return any(
-            hmac.compare_digest(candidate.encode(), self.api_key) for candidate in candidates
+    @staticmethod
+    def _selecting_protocol(send: Send, protocols: list[str]) -> Send:
+        """Accept the handshake with a subprotocol the client offered (browsers
+        drop a connection whose answer names none), never echoing the token."""
+        chosen = (
+            WEBSOCKET_PROTOCOL
+            if WEBSOCKET_PROTOCOL in protocols
+            else next(p for p in protocols if p.startswith(BEARER_PROTOCOL_PREFIX))
         )
 
-    async def _refuse(self, scope: Scope, send: Send, status: int, detail: str) -> None:
+        async def send_with_protocol(message: Message) -> None:
+            if message["type"] == "websocket.accept" and not message.get("subprotocol"):
+                message = {**message, "subprotocol": chosen}
+            await send(message)
+
+        return send_with_protocol
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        detail: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        logger.info(
+            "Refused %s %s: %s (%d)",
+            scope.get("method", "WebSocket"),
+            scope["path"],
+            detail,
+            status,
+        )
         if scope["type"] == "websocket":
-            # Refusing before accept makes the server answer the handshake with 403.
-            await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+            await refuse_websocket(scope, send, status, detail, headers or [])
             return
-        await send_error(send, status, detail)
+        await send_error(send, status, detail, headers=headers or [])

@@ -79,12 +79,40 @@ class Settings(BaseSettings):
     )
     ICOAPI_API_KEY: SecretStr | None = Field(
         None,
-        description="If set, API requests must carry this key (X-API-Key header, "
-        "Authorization: Bearer, or ?api_key= for WebSockets and links).",
+        description="An operator token (besides the tokens file); setting it turns "
+        "access control on. Sent as X-API-Key, Authorization: Bearer or ?api_key=.",
     )
     ICOAPI_TRUSTED_NETWORKS: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
         default_factory=_loopback_networks,
-        description="Comma-separated networks whose clients need no API key.",
+        description="Comma-separated networks whose clients need no token (they act as "
+        "operator). Empty: every client needs a token once access control is on.",
+    )
+    ICOAPI_TOKENS_FILE: Path | None = Field(
+        None,
+        description="YAML file with the access tokens (SHA-256 hashes and roles). "
+        "Default: <data dir>/tokens.yaml. Manage it with 'python -m icoapi.access'.",
+    )
+    ICOAPI_ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names (Host header) the service answers to, "
+        "besides IP addresses, localhost and this machine's own name. '*' allows any "
+        "name (turns the DNS-rebinding protection off).",
+    )
+    ICOAPI_TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto headers are believed. Empty: forwarded headers are ignored.",
+    )
+    ICOAPI_MAX_BODY_BYTES: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body in bytes for every route except file uploads.",
+    )
+    ICOAPI_MAX_UPLOAD_BYTES: int = Field(
+        2 * 1024 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest request body in bytes for measurement-file uploads "
+        "(POST /files/analyze and embedded files).",
     )
     WEBSOCKET_UPDATE_RATE: float = Field(
         60.0, gt=0, le=1000, description="Live-stream messages per second and client."
@@ -155,7 +183,13 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds to wait for post-measurement metadata."
     )
 
-    @field_validator("VITE_API_ORIGINS", "ICOAPI_TRUSTED_NETWORKS", mode="before")
+    @field_validator(
+        "VITE_API_ORIGINS",
+        "ICOAPI_TRUSTED_NETWORKS",
+        "ICOAPI_ALLOWED_HOSTS",
+        "ICOAPI_TRUSTED_PROXIES",
+        mode="before",
+    )
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -189,6 +223,12 @@ class Settings(BaseSettings):
         if self.ICOAPI_DATA_DIR is not None:
             return self.ICOAPI_DATA_DIR.expanduser()
         return Path(user_data_dir(self.VITE_APPLICATION_FOLDER, appauthor=False))
+
+    @property
+    def tokens_file(self) -> Path:
+        if self.ICOAPI_TOKENS_FILE is not None:
+            return self.ICOAPI_TOKENS_FILE.expanduser()
+        return self.data_dir / "tokens.yaml"
 
     @property
     def log_file(self) -> Path:

@@ -124,8 +124,30 @@ class ClientGroup:
         return len(self.clients)
 
 
+UNSUPPORTED_DATA = 1003  # RFC 6455: "received a type of data it cannot accept"
+
+
+async def receive_text(websocket: WebSocket) -> str | None:
+    """The next text frame; ``None`` after a binary frame, which is answered by
+    a clean close (1003) and one short log line. Raises
+    :class:`WebSocketDisconnect` when the client leaves."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is not None:
+        return str(text)
+    logger.info(
+        "Closed WebSocket %s: the client sent a binary frame (only text is accepted)",
+        websocket.url.path,
+    )
+    with contextlib.suppress(Exception):
+        await websocket.close(code=UNSUPPORTED_DATA, reason="Only text frames are accepted.")
+    return None
+
+
 async def receive_until_disconnect(websocket: WebSocket) -> None:
-    """Read and ignore client frames until the client leaves."""
+    """Read and ignore client frames until the client leaves (or sends binary)."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            await websocket.receive_text()
+        while await receive_text(websocket) is not None:
+            pass

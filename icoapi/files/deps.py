@@ -11,6 +11,11 @@ from starlette.requests import HTTPConnection
 
 from icoapi.files.service import MeasurementFileService
 
+# A plain file name (no separators, control characters or leading dot) ending in .hdf5.
+MEASUREMENT_FILE_PATTERN = r"^[^./\\:\x00-\x1f\x7f][^/\\:\x00-\x1f\x7f]{0,249}\.hdf5$"
+# Embedded files' HDF5 node names (see files.service.embedded_dataset_name).
+DATASET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,105}$"
+
 
 def get_files(connection: HTTPConnection) -> MeasurementFileService:
     files: MeasurementFileService = connection.app.state.files
@@ -22,7 +27,15 @@ FilesDep = Annotated[MeasurementFileService, Depends(get_files)]
 
 def measurement_file(
     files: FilesDep,
-    name: Annotated[str, PathParam(description="Measurement file name (*.hdf5).")],
+    name: Annotated[
+        str,
+        PathParam(
+            description="Measurement file name (*.hdf5).",
+            # Documents the check of files.resolve (which answers 400 for other names).
+            json_schema_extra={"pattern": MEASUREMENT_FILE_PATTERN},
+            examples=["milling__2025-01-01_12-00-00.hdf5"],
+        ),
+    ],
 ) -> Path:
     """The checked path of the measurement file ``{name}``: 400 for a bad name
     (path separators, ``..``, not ``*.hdf5``, a link leading outside), 404 if it

@@ -5,15 +5,17 @@ and embedded files. Every route that takes a file name gets it checked by the
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.routing import APIRoute
 
 from icoapi.core.errors import error_responses
 from icoapi.core.http import content_disposition
 from icoapi.core.multipart import receive_files
-from icoapi.files.deps import FilesDep, MeasurementFile
+from icoapi.files.deps import DATASET_NAME_PATTERN, FilesDep, MeasurementFile
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
     EmbeddedFileTooLargeError,
@@ -37,6 +39,13 @@ from icoapi.measurement.schemas import Metadata
 
 router = APIRouter(prefix="/files", tags=["File Handling"])
 
+DatasetName = Annotated[
+    str,
+    PathParam(
+        description="Name of the embedded file's dataset (from the analyze metadata).",
+        json_schema_extra={"pattern": DATASET_NAME_PATTERN},
+    ),
+]
 NAME_ERRORS = (InvalidFileNameError, MeasurementFileNotFoundError)
 READ_ERRORS = (*NAME_ERRORS, InvalidHDF5Error, FileInUseError)
 
@@ -84,6 +93,13 @@ async def upload_file(request: Request, files: FilesDep) -> PlainTextResponse:
     """Upload an HDF5 file (form field ``file``) into the measurement directory.
     Answers with the stored name as plain text (``stem__N.hdf5`` if the name is taken)."""
     return PlainTextResponse(await files.store_upload(partial(receive_files, request, "file")))
+
+
+@router.api_route("/analyze", methods=["GET", "DELETE"], include_in_schema=False)
+async def analyze_other_methods() -> None:
+    """``/files/analyze`` is the upload, not a file named "analyze": 405, not the
+    400 that ``/files/{name}`` would give."""
+    raise HTTPException(405, "Method Not Allowed", {"Allow": "POST"})
 
 
 @router.get(
@@ -155,7 +171,7 @@ async def upload_embedded_files(
     },
 )
 async def download_embedded_file(
-    path: MeasurementFile, dataset_name: str, files: FilesDep
+    path: MeasurementFile, dataset_name: DatasetName, files: FilesDep
 ) -> StreamingResponse:
     """Download an embedded file with its stored MIME type and original name."""
     download = await files.open_embedded(path, dataset_name)
@@ -177,7 +193,7 @@ async def download_embedded_file(
     responses=error_responses(*READ_ERRORS, FileOperationError),
 )
 async def delete_embedded_file(
-    path: MeasurementFile, dataset_name: str, files: FilesDep
+    path: MeasurementFile, dataset_name: DatasetName, files: FilesDep
 ) -> EmbeddedDeleteResponse:
     """Remove an embedded file from a measurement file."""
     await files.delete_embedded(path, dataset_name)
@@ -211,5 +227,17 @@ async def delete_file(path: MeasurementFile, files: FilesDep) -> DeleteResponse:
 @router.api_route("/{name:path}", methods=["GET", "POST", "DELETE"], include_in_schema=False)
 async def invalid_file_path(name: str) -> None:
     """Paths under /files that match no route: names with (encoded) slashes, ``..``
-    segments or absolute paths arrive here and get a 400 instead of a bare 404."""
+    segments or absolute paths arrive here and get a 400 instead of a bare 404.
+    A path that a route serves with other methods gets 405, as anywhere else."""
+    path = f"{router.prefix}/{name}"
+    allowed = {
+        method
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        and route.endpoint is not invalid_file_path
+        and route.path_regex.match(path)
+        for method in route.methods or ()
+    }
+    if allowed:
+        raise HTTPException(405, "Method Not Allowed", {"Allow": ", ".join(sorted(allowed))})
     raise InvalidFileNameError()

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Query, WebSocket
+from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
@@ -20,6 +21,9 @@ from icoapi.logs.service import MAX_VIEW_LINES
 
 router = APIRouter(prefix="/logs", tags=["Logs"])
 
+# A log file (current or rotated): a plain name ending in .log or .log.<n>.
+LOG_FILE_NAME_PATTERN = r"^[^/\\:\x00-\x1f]+\.log(?:\.[0-9]+)?$"
+
 FILE_ERRORS = error_responses(InvalidLogPathError, LogNotFoundError, LogReadError)
 
 
@@ -32,7 +36,10 @@ async def list_logs(logs: LogServiceDep) -> LogListResponse:
 @router.get("/view", response_model=LogView, responses=FILE_ERRORS)
 async def view_log(
     logs: LogServiceDep,
-    file: str = Query(description="Log file name, e.g. icodaq.log."),
+    file: str = Query(
+        description="Log file name, e.g. icodaq.log.",
+        json_schema_extra={"pattern": LOG_FILE_NAME_PATTERN},
+    ),
     limit: int = Query(
         0, ge=0, le=MAX_VIEW_LINES, description="Only the last N lines; 0 for the whole file."
     ),
@@ -46,7 +53,13 @@ async def view_log(
     response_class=StreamingResponse,
     responses={200: {"content": {"text/plain": {}}}, **FILE_ERRORS},
 )
-async def download_log(logs: LogServiceDep, file: str) -> StreamingResponse:
+async def download_log(
+    logs: LogServiceDep,
+    file: str = PathParam(
+        description="Log file name, e.g. icodaq.log.",
+        json_schema_extra={"pattern": LOG_FILE_NAME_PATTERN},
+    ),
+) -> StreamingResponse:
     """One log file as a download."""
     chunks, size = await logs.open_download(file)
     return StreamingResponse(

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from starlette.requests import HTTPConnection
 
 from icoapi import __version__
-from icoapi.core.websocket import WebSocketClient
+from icoapi.core.websocket import WebSocketClient, receive_text
 from icoapi.state.schemas import Health, SystemStateModel
 from icoapi.state.service import StateService
 
@@ -51,7 +51,10 @@ async def state_socket(websocket: WebSocket, state: StateDep) -> None:
     state.add_client(client)
     try:
         while not client.closed.is_set():
-            state.answer(client, await websocket.receive_text())
+            text = await receive_text(websocket)
+            if text is None:
+                break  # a binary frame: closed with 1003
+            state.answer(client, text)
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client left
     finally:

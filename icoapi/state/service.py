@@ -20,7 +20,12 @@ from icoapi.core.events import Event, EventBus, PostMetaCompleted, PostMetaReque
 from icoapi.core.paths import AppPaths
 from icoapi.core.sinks import MessageSink
 from icoapi.measurement.schemas import MeasurementStatus
-from icoapi.state.schemas import CloudState, SocketMessage, SystemStateModel
+from icoapi.state.schemas import (
+    CloudState,
+    MeasurementStatusSummary,
+    SocketMessage,
+    SystemStateModel,
+)
 from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
@@ -39,12 +44,14 @@ class StateService:
         paths: AppPaths,
         events: EventBus,
         cloud_state: Callable[[], CloudState] = CloudState,
+        access_control: bool = False,
     ) -> None:
         self.system = system
         self.measurement_status = measurement_status
         self.paths = paths
         self.cloud_state = cloud_state
         self.clients: set[MessageSink] = set()
+        self.access_control = access_control
         self._push_scheduled = False
         self._last_pushed: str | None = None
         self._unsubscribe = events.subscribe(self._on_event)
@@ -54,13 +61,14 @@ class StateService:
         return SystemStateModel(
             can_ready=self.system.can_ready,
             disk_capacity=disk_capacity(self.paths.measurements),
-            measurement_status=self.measurement_status(),
+            measurement_status=MeasurementStatusSummary.of(self.measurement_status()),
             cloud=self.cloud_state(),
             link_state=system.link_state,
             link_error=system.link_error,
             can_interface=system.can_interface,
             device=system.device,
             measuring=self.system.measuring,
+            access_control=self.access_control,
             version=__version__,
         )
 

@@ -44,7 +44,16 @@ def check_device_name(value: str) -> str:
     return value
 
 
-MacAddress = Annotated[str, AfterValidator(normalize_mac)]
+# The same forms normalize_mac accepts (the JSON Schema regex has no back-references).
+MAC_PATTERN = (
+    r"^\s*(?:[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}"
+    r"|[0-9A-Fa-f]{12})\s*$"
+)
+MacAddress = Annotated[
+    str,
+    Field(pattern=MAC_PATTERN, examples=["08-6B-D7-01-DE-81"]),
+    AfterValidator(normalize_mac),
+]
 DeviceName = Annotated[str, AfterValidator(check_device_name)]
 
 

@@ -1,0 +1,1 @@
+"""Access control: tokens with roles, and the rule of every route."""
