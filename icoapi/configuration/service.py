@@ -86,7 +86,9 @@ ALLOWED_MEDIA_TYPES = frozenset(
 )
 BACKUP_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 # Keys whose values are credentials, anywhere in a document.
-SECRET_KEY = re.compile(r"pass(word|wd|phrase)?$|token|secret|api[-_]?key|credential", re.I)
+SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?$|token|secret|api[-_]?key|access[-_]?key|credential", re.I
+)
 MASK = "***"
 
 Validator = Callable[[Any], list[Problem]]

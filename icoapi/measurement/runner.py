@@ -23,7 +23,12 @@ import tables
 from icotronic.can.node.sensor import SensorNode
 from icotronic.can.streaming import StreamingData
 
-from icoapi.core.events import EventBus, PostMetaCompleted, PostMetaRequested
+from icoapi.core.events import (
+    EventBus,
+    MeasurementFileFinished,
+    PostMetaCompleted,
+    PostMetaRequested,
+)
 from icoapi.core.tasks import run_blocking
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.ift import IFT_MAX_POINTS, compute_ift
@@ -149,6 +154,7 @@ class MeasurementRun:
             self.file_closed.set()
         if self.plan.instructions.wait_for_post_meta:
             await self._wait_for_post_meta()
+        self.events.publish(MeasurementFileFinished(self.plan.path, self.result.status))
         return self.result
 
     async def _acquire(self) -> None:
