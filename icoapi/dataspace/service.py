@@ -54,7 +54,7 @@ from icoapi.dataspace.errors import (
     JobNotFoundError,
     JobStateError,
 )
-from icoapi.dataspace.queue import Job, UploadQueue
+from icoapi.dataspace.queue import FINISHED_STATES, Job, UploadQueue
 from icoapi.dataspace.schemas import RemoteFile, UploadJob
 from icoapi.files.schemas import FileCloudDetails
 from icoapi.measurement import metadata as metadata_io
@@ -189,6 +189,7 @@ class DataspaceService:
         self._last_db_progress = 0.0
         self._publishing = False
         self._worker: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
         self._unsubscribe = events.subscribe(self._on_event)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -243,6 +244,8 @@ class DataspaceService:
         await self._after_queue_change()
 
     def _publish(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         self._publishing = True
         try:
             self.events.publish(CloudChanged())
@@ -443,6 +446,20 @@ class DataspaceService:
         if job is None:
             raise JobNotFoundError()
         return self._job_view(job)
+
+    async def wait_for_job(
+        self, job_id: int, states: tuple[str, ...] = FINISHED_STATES, timeout: float = 60
+    ) -> UploadJob:
+        """The job once it is in one of ``states``.
+
+        :raises TimeoutError: not within ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            while True:
+                changed = self._changed
+                job = await self.job(job_id)
+                if job.state in states:
+                    return job
+                await changed.wait()
 
     async def retry(self, job_id: int) -> UploadJob:
         if not await run_blocking(self.queue.retry, job_id):
