@@ -232,6 +232,11 @@ class TridentConnector:
             return self.http.request(
                 method, url, body=body, headers=headers, preload_content=True, redirect=False
             )
+        except urllib3.exceptions.NewConnectionError as error:
+            # Checked first: urllib3 derives it from ConnectTimeoutError.
+            raise DataspaceUnreachableError(
+                f"The dataspace at {_host(url)} cannot be reached ({what}): connection failed."
+            ) from error
         except urllib3.exceptions.TimeoutError as error:
             raise DataspaceTimeoutError(
                 f"The dataspace at {_host(url)} did not answer in time ({what})."
