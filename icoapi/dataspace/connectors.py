@@ -48,7 +48,7 @@ MIB = 1024 * 1024
 # files get larger parts).
 PART_SIZE = 8 * MIB
 MAX_PARTS = 10_000
-PART_CONCURRENCY = 4
+PART_CONCURRENCY = 6
 STREAM_BLOCK = 256 * 1024
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -521,7 +521,12 @@ class S3Connector:
             # Plain bodies with Content-MD5: understood by every S3-compatible store.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            s3={"addressing_style": "path" if connection.endpoint_url else "auto"},
+            s3={
+                "addressing_style": "path" if connection.endpoint_url else "auto",
+                # Every body carries its Content-MD5, which the store checks; a
+                # SHA-256 of the payload in the signature would hash it twice.
+                "payload_signing_enabled": False,
+            },
         )
         self.client = boto3.session.Session().client(
             "s3",

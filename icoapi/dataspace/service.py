@@ -153,6 +153,17 @@ def _permanent(detail: str) -> DataspaceError:
     return error
 
 
+# The HTTP libraries log full URLs at DEBUG, and presigned URLs carry signatures.
+QUIET_LIBRARIES = ("urllib3", "botocore", "boto3", "s3transfer")
+
+
+def quiet_http_libraries() -> None:
+    for name in QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        if library.getEffectiveLevel() < logging.INFO:
+            library.setLevel(logging.INFO)
+
+
 class DataspaceService:
     def __init__(
         self,
@@ -162,6 +173,7 @@ class DataspaceService:
         options: DataspaceOptions | None = None,
         connector_factory: Callable[[EnabledConnection | S3Connection], Connector] | None = None,
     ) -> None:
+        quiet_http_libraries()
         self.options = options or DataspaceOptions()
         self.config_path = paths.config / DATASPACE.filename
         self.measurements = paths.measurements
@@ -391,7 +403,9 @@ class DataspaceService:
         """Re-read dataspace.yaml, log in again and refresh the listing.
 
         :raises DataspaceError: (502/504) with what went wrong."""
-        await run_blocking(self._reload_config)
+        if self.connector is None or await run_blocking(self._config_changed):
+            # Otherwise keep the connector: an upload may be using it.
+            await run_blocking(self._reload_config)
         if self.connector is not None:
             try:
                 await run_blocking(self._check_connection)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import threading
 import time
 import uuid
@@ -48,7 +49,10 @@ TEST_SECRET = "test-secret-access-key-do-not-log"
 
 @contextmanager
 def moto_server(port: int = 0) -> Iterator[str]:
-    """A real S3 server (moto) on 127.0.0.1; yields its endpoint URL."""
+    """A real S3 server (moto) on 127.0.0.1; yields its endpoint URL. Its access
+    log (werkzeug) is silenced: in this process it would land in the service's
+    log file, with the presigned URLs the tests check that the service never logs."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, actual = server.get_host_and_port()

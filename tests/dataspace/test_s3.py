@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import tables
+from websockets.sync.client import connect
 
 from tests.dataspace.conftest import Service
 from tests.dataspace.support import (
@@ -262,3 +263,26 @@ def test_secrets_are_masked_and_never_logged(
     for response in (service.http.get("/cloud"), service.http.get("/state")):
         assert TEST_SECRET not in response.text
     assert TEST_SECRET not in service.log_text
+
+
+def test_state_clients_see_the_upload(
+    start_service: Callable[..., Service], s3_endpoint: str, bucket: str
+) -> None:
+    service = start_service(s3_connection(s3_endpoint, bucket))
+    path = measurement(service.measurements, NAME, extra_bytes=6 * 1024 * 1024)
+    wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")
+    clouds: list[dict[str, object]] = []
+    with connect(f"{service.server.ws_url}/api/v1/state") as socket:
+        clouds.append(json.loads(socket.recv(timeout=10))["data"]["cloud"])
+        job_id = upload(service)
+        while not (
+            clouds[-1]["uploading"] is None and clouds[-1]["queued"] == 0 and len(clouds) > 2
+        ):
+            clouds.append(json.loads(socket.recv(timeout=30))["data"]["cloud"])
+    assert service.wait_job(job_id).state == "done"
+    uploading = [c["uploading"] for c in clouds if c["uploading"] is not None]
+    assert uploading, clouds
+    assert all(u["name"] == NAME and u["size"] == path.stat().st_size for u in uploading)  # type: ignore[index]
+    sent = [u["bytes_sent"] for u in uploading]  # type: ignore[index]
+    assert sent == sorted(sent)
+    assert clouds[-1]["healthy"] is True

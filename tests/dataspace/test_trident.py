@@ -70,6 +70,10 @@ def test_login_upload_and_every_page_of_the_listing(
     assert cloud["id"] == entry.id
     assert trident.logins == 1  # the token is reused, not renewed before every call
     assert trident.refreshes == 0
+    log = service.log_text  # written at DEBUG
+    assert "Uploaded turning__2025-03-02_08-00-00.hdf5" in log
+    assert "X-Amz-Signature" not in log
+    assert trident.password not in log
 
 
 def test_expired_token_is_refreshed_and_the_request_retried(
