@@ -3,7 +3,10 @@ the remote listing and the upload queue."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, status
+from fastapi import Path as PathParam
 
 from icoapi.core.errors import error_responses
 from icoapi.core.tasks import run_blocking
@@ -29,6 +32,8 @@ from icoapi.files.errors import FileInUseError, InvalidFileNameError, Measuremen
 from icoapi.state.schemas import CloudState
 
 router = APIRouter(prefix="/cloud", tags=["Dataspace"])
+
+JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The upload job's id.")]
 
 CONFIG_ERRORS = (DataspaceDisabledError, DataspaceMisconfiguredError)
 FILE_ERRORS = (InvalidFileNameError, MeasurementFileNotFoundError, FileInUseError)
@@ -89,7 +94,7 @@ async def queue(dataspace: DataspaceDep) -> UploadQueueResponse:
 @router.get(
     "/queue/{job_id}", response_model=UploadJob, responses=error_responses(JobNotFoundError)
 )
-async def job(job_id: int, dataspace: DataspaceDep) -> UploadJob:
+async def job(job_id: JobId, dataspace: DataspaceDep) -> UploadJob:
     return await dataspace.job(job_id)
 
 
@@ -98,7 +103,7 @@ async def job(job_id: int, dataspace: DataspaceDep) -> UploadJob:
     response_model=UploadJob,
     responses=error_responses(JobNotFoundError, JobStateError),
 )
-async def retry(job_id: int, dataspace: DataspaceDep) -> UploadJob:
+async def retry(job_id: JobId, dataspace: DataspaceDep) -> UploadJob:
     """Run a failed, cancelled or waiting job again now."""
     return await dataspace.retry(job_id)
 
@@ -108,6 +113,6 @@ async def retry(job_id: int, dataspace: DataspaceDep) -> UploadJob:
     response_model=UploadJob,
     responses=error_responses(JobNotFoundError, JobStateError),
 )
-async def cancel(job_id: int, dataspace: DataspaceDep) -> UploadJob:
+async def cancel(job_id: JobId, dataspace: DataspaceDep) -> UploadJob:
     """Cancel a queued or running job (a running upload stops at its next block)."""
     return await dataspace.cancel(job_id)

@@ -17,7 +17,10 @@ class UploadRequest(BaseModel):
 class UpdateRequest(BaseModel):
     filename: str = Field(examples=["milling__2025-03-01_10-15-00.hdf5"])
     file_id: int | None = Field(
-        default=None, description="The Trident object id (required for Trident; S3: ignored)."
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="The Trident object id (required for Trident; S3: ignored).",
     )
 
 

@@ -350,6 +350,10 @@ class CorruptingProxy:
     def __init__(self, target: str) -> None:
         self.target = urlsplit(target)
         self.corrupt = False
+        # hold_puts: the next PUT waits (``held`` set) until ``release`` is set.
+        self.hold_puts = False
+        self.held = threading.Event()
+        self.release = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -362,6 +366,10 @@ class CorruptingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                if proxy.hold_puts and self.command == "PUT":
+                    proxy.hold_puts = False
+                    proxy.held.set()
+                    proxy.release.wait(30)
                 if proxy.corrupt and self.command == "PUT" and body:
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-md5"}
@@ -398,6 +406,7 @@ class CorruptingProxy:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 

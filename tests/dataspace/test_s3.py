@@ -286,3 +286,28 @@ def test_state_clients_see_the_upload(
     sent = [u["bytes_sent"] for u in uploading]  # type: ignore[index]
     assert sent == sorted(sent)
     assert clouds[-1]["healthy"] is True
+
+
+def test_a_file_changed_during_the_upload_is_uploaded_again(
+    start_service: Callable[..., Service], s3_endpoint: str, bucket: str
+) -> None:
+    proxy = CorruptingProxy(s3_endpoint)
+    try:
+        service = start_service(s3_connection(proxy.url, bucket))
+        path = measurement(service.measurements, NAME)
+        wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")
+        proxy.hold_puts = True
+        job_id = upload(service)
+        assert proxy.held.wait(30)
+        # The operator edits the file (post-measurement metadata) mid-upload.
+        with tables.open_file(str(path), "a") as h5:
+            h5.root.acceleration.attrs["post_metadata"] = '{"version": "2", "parameters": {}}'
+        proxy.release.set()
+        job = service.wait_job(job_id)
+        assert job.state == "done", job.last_error
+        assert job.attempts == 2
+        stored = s3_client(s3_endpoint).get_object(Bucket=bucket, Key=f"site-a/{NAME}")
+        assert stored["Body"].read() == path.read_bytes()
+        assert service.file_cloud(NAME)["status"] == "up_to_date"
+    finally:
+        proxy.close()
