@@ -110,7 +110,11 @@ def measurement(folder: Path, name: str, extra_bytes: int = 0, frames: int = 500
     path = write_measurement(
         folder / name,
         frames=frames,
-        metadata={"version": "1", "profile": "milling", "parameters": {"tool": "T1"}},
+        metadata={
+            "version": "1",
+            "profile": "milling",
+            "parameters": {"tool": "T1", "tool_pictures": {"0": "iVBORw0KGgo=", "1": "AAAA"}},
+        },
     )
     if extra_bytes:
         import numpy as np

@@ -54,6 +54,11 @@ def test_upload_listing_and_status(
     metadata = json.loads(stored["Metadata"]["icoapi-metadata"])
     assert metadata["path"] == "/acceleration"
     assert metadata["attributes"]["pre_metadata"]["profile"] == "milling"
+    # Pictures travel as their count (§8.2), not as data.
+    assert metadata["attributes"]["pre_metadata"]["parameters"] == {
+        "tool": "T1",
+        "tool_pictures": 2,
+    }
 
     listing = service.http.get("/cloud")
     assert listing.status_code == 200

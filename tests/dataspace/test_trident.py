@@ -57,6 +57,7 @@ def test_login_upload_and_every_page_of_the_listing(
     assert stored["Body"].read() == path.read_bytes()
     assert entry.metadata["name"] == "acceleration"
     assert entry.metadata["attributes"]["pre_metadata"]["profile"] == "milling"
+    assert entry.metadata["attributes"]["pre_metadata"]["parameters"]["tool_pictures"] == 2
     assert entry.virtual_group == "machines/milling"
 
     listing = service.http.get("/cloud")
