@@ -44,6 +44,7 @@ from icoapi.dataspace.connectors import (
     part_size_for,
 )
 from icoapi.dataspace.errors import (
+    DataspaceAuthError,
     DataspaceDisabledError,
     DataspaceError,
     DataspaceMisconfiguredError,
@@ -514,7 +515,8 @@ class DataspaceService:
             await run_blocking(self._reload_config)
             self._publish()
         if self.connector is None:
-            return None
+            # Also notices a dataspace.yaml edited on disk (uploads announce themselves).
+            return self.options.listing_ttl
         now = time.monotonic()
         if not self.healthy:
             if now < self._next_probe:
@@ -599,7 +601,9 @@ class DataspaceService:
                 logger.info("%s changed during its upload; uploading it again", job.name)
                 await run_blocking(self.queue.retry_later, job.id, error.detail, 0.0)
                 return
-        elif error.transient:
+        elif error.transient or isinstance(error, DataspaceAuthError):
+            # An outage, or credentials that stopped working: the job waits until
+            # the dataspace is healthy again (a fixed dataspace.yaml, a login).
             delay = backoff(attempts, self.options.backoff_initial, self.options.backoff_max)
             logger.warning(
                 "Upload of %s failed (attempt %d), retrying in %.0f s: %s",
@@ -609,7 +613,9 @@ class DataspaceService:
                 error.detail,
             )
             await run_blocking(self.queue.retry_later, job.id, error.detail, delay)
-            if isinstance(error, DataspaceUnreachableError | DataspaceTimeoutError):
+            if isinstance(
+                error, DataspaceUnreachableError | DataspaceTimeoutError | DataspaceAuthError
+            ):
                 self._health_failures = 1
                 self._next_probe = time.monotonic() + delay
                 self._set_health(False, error.detail)
