@@ -765,9 +765,3 @@ def _parts(file: BinaryIO, size: int, part_size: int) -> Iterator[bytes]:
         data = _read_exactly(file, min(part_size, remaining))
         remaining -= len(data)
         yield data
-
-
-def make_connector(connection: EnabledConnection | S3Connection) -> Connector:
-    if isinstance(connection, S3Connection):
-        return S3Connector(connection)
-    return TridentConnector(connection)
