@@ -40,6 +40,8 @@ from icoapi.core.protection import (
 from icoapi.core.routes import documented_methods
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
 from icoapi.core.tasks import TaskRegistry
+from icoapi.dataspace.router import router as dataspace_router
+from icoapi.dataspace.service import DataspaceService
 from icoapi.files.router import router as files_router
 from icoapi.files.service import MeasurementFileService
 from icoapi.logs.router import router as logs_router
@@ -76,6 +78,10 @@ TAGS = [
     {"name": "Sensor", "description": "Sensor definitions and channel configurations."},
     {"name": "Configuration", "description": "Configuration files, uploads and backups."},
     {"name": "Logs", "description": "Service log files and a live log stream."},
+    {
+        "name": "Dataspace",
+        "description": "Upload measurement files to Trident or an S3 store; the upload queue.",
+    },
 ]
 
 
@@ -115,7 +121,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         events=events,
         tasks=tasks,
     )
-    state = StateService(system, measurement.status, paths, events, access_control=tokens.enabled)
+    dataspace = DataspaceService(
+        paths, events, tasks, getattr(app.state, "dataspace_options", None)
+    )
+    state = StateService(
+        system,
+        measurement.status,
+        paths,
+        events,
+        dataspace.cloud_state,
+        access_control=tokens.enabled,
+    )
 
     app.state.loop = asyncio.get_running_loop()
     app.state.paths = paths
@@ -127,12 +143,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.state = state
     app.state.configs = ConfigService(paths, sensors, redactor, events)
     app.state.logs = LogService(paths, settings, fanout)
+    app.state.dataspace = dataspace
     app.state.files = MeasurementFileService(
         paths.measurements,
         measurement.files_in_use,
         max_upload_size=settings.ICOAPI_MAX_UPLOAD_BYTES,
+        cloud_status=dataspace.file_statuses,
     )
 
+    await dataspace.start()
     if not await system.open():
         logger.warning(
             "Running without CAN link (%s). Hardware endpoints answer 503 until "
@@ -153,6 +172,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         logger.info("Shutting down icoapi")
         await measurement.shutdown()
+        await dataspace.close()
         await system.close()
         await state.close()
         await tasks.cancel_all()
@@ -218,6 +238,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         logs_router,
         sensors_router,
         config_router,
+        dataspace_router,
     ):
         app.include_router(router, prefix=prefix)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -207,13 +208,36 @@ class DisabledConnection(BaseModel):
     virtual_group_root: OptionalStr = None
 
 
+def _trident_connector(value: str) -> str:
+    if value != "trident":
+        raise ValueError("expected 'trident' or 's3'")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
+        raise ValueError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _bucket_name(value: str) -> str:
+    # The S3 naming rules, so a typo is reported here and not by the store.
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value) or ".." in value:
+        raise ValueError("expected a bucket name of 3 to 63 lowercase letters, digits, '.' and '-'")
+    return value
+
+
+AutoUpload = Annotated[bool, Field(strict=True)]
+
+
 class EnabledConnection(BaseModel):
-    """A connection in use: everything needed to log in is required."""
+    """A Trident connection in use: everything needed to log in is required.
+    ``connector`` may be absent (files written before there was a choice)."""
 
     model_config = ConfigDict(extra="allow")
 
     enabled: Literal[True]
-    connector: Literal["trident"]
+    connector: Annotated[str, Field(strict=True), AfterValidator(_trident_connector)] = "trident"
     protocol: Literal["http", "https"]
     domain: Annotated[NonEmptyStr, AfterValidator(_no_outer_slash)]
     base_path: Annotated[NonEmptyStr, AfterValidator(_no_outer_slash)]
@@ -223,16 +247,46 @@ class EnabledConnection(BaseModel):
     bucket: NonEmptyStr
     manage_assets_path: OptionalStr = None
     virtual_group_root: OptionalStr = None
+    auto_upload: AutoUpload = False
 
     @property
     def service(self) -> str:
         return f"{self.protocol}://{self.domain}/{self.base_path}"
 
 
+class S3Connection(BaseModel):
+    """A connection to an S3-compatible store (MinIO, Ceph RGW, AWS S3)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: Literal[True]
+    connector: Literal["s3"]
+    endpoint_url: Annotated[NonEmptyStr, AfterValidator(_http_url)] | None = Field(
+        default=None, description="Absent: AWS S3."
+    )
+    region: Annotated[NonEmptyStr, Field(description="e.g. eu-central-1")] | None = None
+    bucket: Annotated[NonEmptyStr, AfterValidator(_bucket_name)]
+    bucket_folder: Annotated[str, Field(strict=True), AfterValidator(_no_outer_slash)] | None = (
+        Field(default=None, description="Key prefix of the objects.")
+    )
+    access_key_id: NonEmptyStr
+    secret_access_key: Annotated[SecretStr, AfterValidator(_secret_not_blank)]
+    auto_upload: AutoUpload = False
+
+    def key(self, name: str) -> str:
+        """The object key of the measurement file ``name``."""
+        return f"{self.bucket_folder}/{name}" if self.bucket_folder else name
+
+
 def _connection_kind(value: Any) -> str:
     if isinstance(value, dict) and value.get("enabled") is True:
+        if value.get("connector") == "s3":
+            return f"{TAG_PREFIX}s3>"
         return f"{TAG_PREFIX}enabled>"
     return f"{TAG_PREFIX}disabled>"
+
+
+Connection = EnabledConnection | S3Connection | DisabledConnection
 
 
 class DataspaceBody(BaseModel):
@@ -240,6 +294,7 @@ class DataspaceBody(BaseModel):
 
     connection: Annotated[
         Annotated[EnabledConnection, Tag(f"{TAG_PREFIX}enabled>")]
+        | Annotated[S3Connection, Tag(f"{TAG_PREFIX}s3>")]
         | Annotated[DisabledConnection, Tag(f"{TAG_PREFIX}disabled>")],
         Discriminator(_connection_kind),
     ]

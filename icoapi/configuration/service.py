@@ -90,7 +90,9 @@ BACKUP_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 # Keys whose values are credentials, anywhere in a document.
 # Files holding credentials (dataspace.yaml and its backups): owner only.
 SECRET_FILE_MODE = 0o600
-SECRET_KEY = re.compile(r"pass(word|wd|phrase)?$|token|secret|api[-_]?key|credential", re.I)
+SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?$|token|secret|api[-_]?key|access[-_]?key|credential", re.I
+)
 MASK = "***"
 
 Validator = Callable[[Any], list[Problem]]

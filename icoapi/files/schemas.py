@@ -8,13 +8,17 @@ from pydantic import BaseModel, Field
 
 from icoapi.core.disk import DiskCapacity
 
-CloudStatus = Literal["not_uploaded", "outdated", "updating", "up_to_date", "error", "created"]
+CloudStatus = Literal[
+    "not_uploaded", "outdated", "updating", "up_to_date", "error", "created", "queued", "uploading"
+]
 
 
 class FileCloudDetails(BaseModel):
     status: CloudStatus = "not_uploaded"
     id: int | None = None
     upload_timestamp: str | None = None
+    progress: float | None = Field(default=None, description="Upload progress (0..1).")
+    detail: str | None = Field(default=None, description="Why the status is error or queued.")
 
 
 class MeasurementFileDetails(BaseModel):

@@ -45,6 +45,7 @@ from icoapi.files.errors import (
 from icoapi.files.schemas import (
     EmbeddedFileDetails,
     EmbeddedFileInfo,
+    FileCloudDetails,
     FileListResponse,
     HDF5NodeInfo,
     MeasurementFileDetails,
@@ -155,6 +156,10 @@ class EmbeddedDownload:
     chunks: AsyncIterator[bytes]
 
 
+CloudStatusProvider = Callable[[list[tuple[str, int, int]]], dict[str, FileCloudDetails]]
+"""Cloud status by file name for (name, size, mtime in ns) of listed files; blocking."""
+
+
 def _open_hdf5(path: Path, mode: Literal["r", "a"]) -> tables.File:
     """Open a measurement file (caller holds HDF5_LOCK).
 
@@ -216,6 +221,7 @@ class MeasurementFileService:
         max_upload_size: limit of ``POST /files/analyze`` in bytes.
         max_embedded_size: limit per embedded file in bytes.
         max_embedded_files: files per embed request.
+        cloud_status: the dataspace's status of listed files (none: not_uploaded).
     """
 
     def __init__(
@@ -226,12 +232,14 @@ class MeasurementFileService:
         max_upload_size: int = 2 * GIB,
         max_embedded_size: int = 64 * MIB,
         max_embedded_files: int = 32,
+        cloud_status: CloudStatusProvider | None = None,
     ) -> None:
         self.directory = directory
         self.files_in_use = files_in_use
         self.max_upload_size = max_upload_size
         self.max_embedded_size = max_embedded_size
         self.max_embedded_files = max_embedded_files
+        self.cloud_status = cloud_status
 
     # -- names -----------------------------------------------------------------
 
@@ -266,6 +274,7 @@ class MeasurementFileService:
         capacity = disk_capacity(self.directory)
         root = self.directory.resolve()
         files: list[tuple[float, MeasurementFileDetails]] = []
+        mtimes: dict[str, int] = {}
         with os.scandir(self.directory) as entries:
             for entry in entries:
                 if entry.name.startswith(".upload-") and entry.name.endswith(".part"):
@@ -279,6 +288,7 @@ class MeasurementFileService:
                 except OSError:
                     continue  # vanished or unreadable meanwhile
                 created = getattr(stat, "st_birthtime", None) or stat.st_mtime
+                mtimes[entry.name] = stat.st_mtime_ns
                 files.append(
                     (
                         created,
@@ -291,6 +301,10 @@ class MeasurementFileService:
                     )
                 )
         files.sort(key=lambda item: (item[0], item[1].name), reverse=True)
+        if self.cloud_status is not None:
+            statuses = self.cloud_status([(d.name, d.size, mtimes[d.name]) for _, d in files])
+            for _, details in files:
+                details.cloud = statuses.get(details.name, details.cloud)
         return FileListResponse(
             capacity=capacity,
             files=[details for _, details in files],

@@ -26,6 +26,7 @@ from icotronic.can.streaming import StreamingData
 from icoapi.core.events import (
     EventBus,
     MeasurementChanged,
+    MeasurementFileFinished,
     PostMetaCompleted,
     PostMetaRequested,
 )
@@ -156,6 +157,7 @@ class MeasurementRun:
             self.file_closed.set()
         if self.plan.instructions.wait_for_post_meta:
             await self._wait_for_post_meta()
+        self.events.publish(MeasurementFileFinished(self.plan.path, self.result.status))
         return self.result
 
     async def _acquire(self) -> None:

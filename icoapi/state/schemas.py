@@ -11,10 +11,24 @@ from icoapi.measurement.schemas import MeasurementInstructions, MeasurementStatu
 from icoapi.system.schemas import ConnectedDevice, LinkState
 
 
+class UploadProgress(BaseModel):
+    name: str
+    bytes_sent: int
+    size: int
+
+
 class CloudState(BaseModel):
+    """The dataspace as the web client sees it (its first three fields), then
+    why it is unhealthy and what the upload queue does."""
+
     enabled: bool = False
     healthy: bool = False
     manage_url: str | None = None
+    reason: str | None = Field(default=None, description="Why the dataspace is not healthy.")
+    connector: str | None = Field(default=None, description="trident or s3.")
+    auto_upload: bool = False
+    queued: int = Field(default=0, description="Upload jobs waiting.")
+    uploading: UploadProgress | None = None
 
 
 class MetadataSummary(BaseModel):

@@ -119,7 +119,13 @@ def test_list_files(client: TestClient, measurements: Path) -> None:
     assert first["size"] == newer.stat().st_size
     assert first["modified"] == datetime.fromtimestamp(1_800_000_000).isoformat()
     datetime.fromisoformat(first["created"])
-    assert first["cloud"] == {"status": "not_uploaded", "id": None, "upload_timestamp": None}
+    assert first["cloud"] == {
+        "status": "not_uploaded",
+        "id": None,
+        "upload_timestamp": None,
+        "progress": None,
+        "detail": None,
+    }
 
 
 def test_download(client: TestClient, measurement: Path) -> None:

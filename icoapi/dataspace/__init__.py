@@ -1,0 +1,1 @@
+"""The dataspace: measurement files leave the machine for Trident or an S3 store."""

@@ -1,0 +1,303 @@
+"""The persistent upload queue: an SQLite database in the data folder.
+
+Each upload is a job with a state, attempts, the last error and the bytes sent;
+the database also remembers what was uploaded (size, modification time and
+checksum of the local file), so the status of unchanged files needs no hashing.
+
+Job states: ``queued`` (waiting, possibly until ``next_attempt``), ``uploading``,
+``done``, ``failed`` (gave up; can be retried) and ``cancelled``. A job that was
+``uploading`` when the service stopped is queued again at the next start.
+
+All methods are blocking and thread-safe (one connection, one lock); the
+service calls them from worker threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ACTIVE_STATES = ("queued", "uploading")
+FINISHED_STATES = ("done", "failed", "cancelled")
+# Finished jobs kept for GET /cloud/queue; older ones are deleted.
+KEEP_FINISHED_JOBS = 500
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    remote_id INTEGER,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    bytes_sent INTEGER NOT NULL DEFAULT 0,
+    size INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    next_attempt REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, next_attempt);
+CREATE TABLE IF NOT EXISTS uploaded (
+    name TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    uploaded REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checksums (
+    name TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    part_size INTEGER NOT NULL,
+    etag TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    name: str
+    remote_id: int | None
+    state: str
+    attempts: int
+    last_error: str | None
+    bytes_sent: int
+    size: int | None
+    created: float
+    updated: float
+    next_attempt: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """What this service uploaded for a file, and the file's state then."""
+
+    size: int
+    mtime_ns: int
+    etag: str
+    uploaded: float
+
+
+class UploadQueue:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            # Interrupted by a stop or crash: start over.
+            self._db.execute(
+                "UPDATE jobs SET state='queued', bytes_sent=0, next_attempt=0 "
+                "WHERE state='uploading'"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        with self._lock:
+            row: sqlite3.Row | None = self._db.execute(sql, args).fetchone()
+            return row
+
+    def _execute(self, sql: str, *args: Any) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    # -- jobs -------------------------------------------------------------------------
+
+    def enqueue(self, name: str, remote_id: int | None = None) -> Job:
+        """A job for ``name``; an active job for the same file is reused."""
+        now = time.time()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE name=? AND state IN ('queued','uploading') "
+                "ORDER BY id DESC LIMIT 1",
+                (name,),
+            ).fetchone()
+            if row is not None:
+                if row["state"] == "queued":
+                    self._db.execute(
+                        "UPDATE jobs SET next_attempt=0, remote_id=COALESCE(?, remote_id), "
+                        "updated=? WHERE id=?",
+                        (remote_id, now, row["id"]),
+                    )
+                    row = self._db.execute("SELECT * FROM jobs WHERE id=?", (row["id"],)).fetchone()
+                return Job.from_row(row)
+            cursor = self._db.execute(
+                "INSERT INTO jobs (name, remote_id, state, created, updated) "
+                "VALUES (?, ?, 'queued', ?, ?)",
+                (name, remote_id, now, now),
+            )
+            self._db.execute(
+                "DELETE FROM jobs WHERE state IN ('done','failed','cancelled') AND id NOT IN "
+                "(SELECT id FROM jobs WHERE state IN ('done','failed','cancelled') "
+                "ORDER BY id DESC LIMIT ?)",
+                (KEEP_FINISHED_JOBS,),
+            )
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (cursor.lastrowid,)).fetchone()
+            return Job.from_row(row)
+
+    def get(self, job_id: int) -> Job | None:
+        row = self._one("SELECT * FROM jobs WHERE id=?", job_id)
+        return None if row is None else Job.from_row(row)
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC").fetchall()
+        return [Job.from_row(row) for row in rows]
+
+    def latest_by_name(self) -> dict[str, Job]:
+        """The newest job of each file."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE id IN (SELECT MAX(id) FROM jobs GROUP BY name)"
+            ).fetchall()
+        return {row["name"]: Job.from_row(row) for row in rows}
+
+    def next_due(self, now: float) -> tuple[Job | None, float | None]:
+        """The next job to run now, or else when the next one is due."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE state='queued' ORDER BY next_attempt, id LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None, None
+        if row["next_attempt"] <= now:
+            return Job.from_row(row), None
+        return None, float(row["next_attempt"])
+
+    def start(self, job_id: int, size: int) -> bool:
+        return (
+            self._execute(
+                "UPDATE jobs SET state='uploading', attempts=attempts+1, bytes_sent=0, size=?, "
+                "updated=? WHERE id=? AND state='queued'",
+                size,
+                time.time(),
+                job_id,
+            )
+            == 1
+        )
+
+    def progress(self, job_id: int, sent: int) -> None:
+        self._execute(
+            "UPDATE jobs SET bytes_sent=?, updated=? WHERE id=? AND state='uploading'",
+            sent,
+            time.time(),
+            job_id,
+        )
+
+    def finish(self, job_id: int, remote_id: int | None) -> None:
+        self._execute(
+            "UPDATE jobs SET state='done', last_error=NULL, bytes_sent=COALESCE(size, 0), "
+            "remote_id=COALESCE(?, remote_id), updated=? WHERE id=?",
+            remote_id,
+            time.time(),
+            job_id,
+        )
+
+    def retry_later(self, job_id: int, error: str, delay: float) -> None:
+        now = time.time()
+        self._execute(
+            "UPDATE jobs SET state='queued', last_error=?, next_attempt=?, updated=? "
+            "WHERE id=? AND state='uploading'",
+            error,
+            now + delay,
+            now,
+            job_id,
+        )
+
+    def fail(self, job_id: int, error: str) -> None:
+        self._execute(
+            "UPDATE jobs SET state='failed', last_error=?, updated=? WHERE id=?",
+            error,
+            time.time(),
+            job_id,
+        )
+
+    def retry(self, job_id: int) -> bool:
+        """A failed, cancelled or waiting job runs again now (attempts restart)."""
+        return (
+            self._execute(
+                "UPDATE jobs SET state='queued', attempts=0, next_attempt=0, updated=? "
+                "WHERE id=? AND state IN ('failed','cancelled','queued')",
+                time.time(),
+                job_id,
+            )
+            == 1
+        )
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a job that is not finished (an upload in progress stops at its
+        next block)."""
+        return (
+            self._execute(
+                "UPDATE jobs SET state='cancelled', updated=? "
+                "WHERE id=? AND state IN ('queued','uploading')",
+                time.time(),
+                job_id,
+            )
+            == 1
+        )
+
+    def state_of(self, job_id: int) -> str | None:
+        row = self._one("SELECT state FROM jobs WHERE id=?", job_id)
+        return None if row is None else str(row["state"])
+
+    def wake_all(self) -> None:
+        """Waiting jobs become due now (the dataspace is back or was reconfigured)."""
+        self._execute("UPDATE jobs SET next_attempt=0 WHERE state='queued'")
+
+    # -- what was uploaded, and checksums ------------------------------------------------
+
+    def record_upload(self, name: str, size: int, mtime_ns: int, etag: str) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO uploaded (name, size, mtime_ns, etag, uploaded) "
+            "VALUES (?, ?, ?, ?, ?)",
+            name,
+            size,
+            mtime_ns,
+            etag,
+            time.time(),
+        )
+
+    def uploads(self) -> dict[str, UploadRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM uploaded").fetchall()
+        return {
+            row["name"]: UploadRecord(row["size"], row["mtime_ns"], row["etag"], row["uploaded"])
+            for row in rows
+        }
+
+    def cached_etag(self, name: str, size: int, mtime_ns: int, part_size: int) -> str | None:
+        row = self._one(
+            "SELECT etag FROM checksums WHERE name=? AND size=? AND mtime_ns=? AND part_size=?",
+            name,
+            size,
+            mtime_ns,
+            part_size,
+        )
+        return None if row is None else str(row["etag"])
+
+    def store_etag(self, name: str, size: int, mtime_ns: int, part_size: int, etag: str) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO checksums (name, size, mtime_ns, part_size, etag) "
+            "VALUES (?, ?, ?, ?, ?)",
+            name,
+            size,
+            mtime_ns,
+            part_size,
+            etag,
+        )
