@@ -88,12 +88,12 @@ RULES: dict[tuple[str, str], Role] = {
     # Dataspace (cloud)
     ("GET", "/cloud"): VIEWER,
     ("GET", "/cloud/queue"): VIEWER,
+    ("GET", "/cloud/queue/{job_id}"): VIEWER,
     ("POST", "/cloud/upload"): OPERATOR,
     ("POST", "/cloud/update"): OPERATOR,
     ("POST", "/cloud/authenticate"): OPERATOR,
     ("POST", "/cloud/queue/{job_id}/retry"): OPERATOR,
     ("POST", "/cloud/queue/{job_id}/cancel"): OPERATOR,
-    ("DELETE", "/cloud/queue/{job_id}"): OPERATOR,
 }
 
 

@@ -50,9 +50,9 @@ def test_every_route_and_websocket_has_an_explicit_rule(tmp_path: Path) -> None:
     assert missing == [], f"routes without an access rule in icoapi/access/rules.py: {missing}"
 
 
-def test_rules_name_only_existing_routes_or_announced_dataspace_routes(tmp_path: Path) -> None:
+def test_rules_name_only_existing_routes(tmp_path: Path) -> None:
     existing = {(method, path[len(PREFIX) :]) for method, path in _app_routes(tmp_path)}
-    stale = [key for key in RULES if key not in existing and not key[1].startswith("/cloud")]
+    stale = [key for key in RULES if key not in existing]
     assert stale == []
 
 
