@@ -1,7 +1,7 @@
 """Measurement files: listing, deletion, analysis, metadata and embedded files.
 
 All file and HDF5 work runs in worker threads; every PyTables call holds
-:data:`~icoapi.measurement.storage.HDF5_LOCK` for one short step only (one chunk
+:data:`~icoapi.hdf5.layout.HDF5_LOCK` for one short step only (one chunk
 of rows, one chunk of an embedded file), so a long analysis never stalls the
 measurement writer.
 
@@ -50,8 +50,8 @@ from icoapi.files.schemas import (
     ParsedMetadata,
     StoredSensor,
 )
-from icoapi.measurement import metadata as metadata_io
-from icoapi.measurement.storage import HDF5_LOCK, SENSOR_FLOATS
+from icoapi.hdf5 import metadata as metadata_io
+from icoapi.hdf5.layout import HDF5_LOCK, SENSOR_FLOATS
 
 logger = logging.getLogger(__name__)
 
@@ -357,6 +357,10 @@ class MeasurementFileService:
         attributes = {
             key: _parse_text(value) for key, value in metadata_io.node_attributes(table).items()
         }
+        for kind in metadata_io.PREFIXES:
+            text = metadata_io.read_metadata(h5, kind)  # attribute or, if large, array
+            if text is not None:
+                attributes[f"{kind}_metadata"] = _parse_text(text)
         pictures: dict[str, list[str]] = {}
         for prefix, by_key in metadata_io.read_pictures(h5).items():
             meta = attributes.get(f"{prefix}_metadata")
@@ -457,6 +461,7 @@ class MeasurementFileService:
     async def overwrite_metadata(
         self, path: Path, prefix: Literal["pre", "post"], metadata: dict[str, Any]
     ) -> None:
+        metadata_io.check_metadata_size(metadata)
         self.ensure_not_in_use(path)
         await run_blocking(self._overwrite_metadata, path, prefix, metadata)
 

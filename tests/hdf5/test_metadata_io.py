@@ -1,4 +1,4 @@
-"""Metadata and picture arrays in measurement files (icoapi.measurement.metadata)."""
+"""Metadata and picture arrays in measurement files (icoapi.hdf5.metadata)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tables
 
-from icoapi.measurement.metadata import (
+from icoapi.hdf5.metadata import (
     AccelerationTableMissingError,
     node_attributes,
     read_pictures,
