@@ -332,6 +332,8 @@ class MeasurementService:
             if result.error is not None:
                 self.last_error = f"{type(result.error).__name__}: {result.error}"
                 await self._recover_link()
+            elif result.status.startswith("error"):
+                self.last_error = result.status
         finally:
             # The lease ends here at the latest (the stream callback ends it earlier).
             with contextlib.suppress(Exception):

@@ -101,7 +101,7 @@ class DataStream:
             async with self._lock, asyncio.timeout(timeout):
                 for attempt in range(1, attempts + 1):
                     try:
-                        await self._sensor.stop_streaming_data(retries=1 if after_error else 3)
+                        await self._sensor.stop_streaming_data(retries=1 if after_error else 2)
                     except NoResponseError:
                         problems.append(f"attempt {attempt}: the device did not answer")
                     except ErrorResponseError as error:
