@@ -52,6 +52,7 @@ from icoapi.files.schemas import (
 )
 from icoapi.hdf5 import metadata as metadata_io
 from icoapi.hdf5.layout import HDF5_LOCK, SENSOR_FLOATS
+from icoapi.hdf5.reading import measurement_start
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ EMBEDDED_CHUNK = MIB
 # go in bounded steps anyway.
 READ_BUFFER = MIB
 STALE_UPLOAD_SECONDS = 24 * 3600
+CREATED_CACHE_SIZE = 10_000
 _FORBIDDEN_PARTS = ("..", "/", "\\", "%2f", "%5c", "%00", ":")
 _UMLAUTS = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
@@ -250,6 +252,7 @@ class MeasurementFileService:
         self.max_upload_size = max_upload_size
         self.max_embedded_size = max_embedded_size
         self.max_embedded_files = max_embedded_files
+        self._created_cache: dict[tuple[str, int, int], float] = {}
 
     # -- names -----------------------------------------------------------------
 
@@ -296,7 +299,7 @@ class MeasurementFileService:
                     stat = entry.stat()
                 except OSError:
                     continue  # vanished or unreadable meanwhile
-                created = getattr(stat, "st_birthtime", None) or stat.st_mtime
+                created = self._created(Path(entry.path), stat)
                 files.append(
                     (
                         created,
@@ -314,6 +317,24 @@ class MeasurementFileService:
             files=[details for _, details in files],
             directory=str(root),
         )
+
+    def _created(self, path: Path, stat: os.stat_result) -> float:
+        """The measurement's start for files icoapi wrote, else the file's birth
+        time where the file system has one, else its modification time. Cached
+        per file version (the start time is read from the file)."""
+        key = (path.name, stat.st_size, stat.st_mtime_ns)
+        cached = self._created_cache.get(key)
+        if cached is not None:
+            return cached
+        start = measurement_start(path)
+        if start is not None:
+            created = start.timestamp()
+        else:
+            created = getattr(stat, "st_birthtime", None) or stat.st_mtime
+        if len(self._created_cache) > CREATED_CACHE_SIZE:
+            self._created_cache.clear()
+        self._created_cache[key] = created
+        return created
 
     async def delete(self, path: Path) -> DeleteResponse:
         self.ensure_not_in_use(path)

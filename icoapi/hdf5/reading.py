@@ -1,7 +1,8 @@
-"""Reading measurement data back (the IFT input)."""
+"""Reading measurement data back: the IFT input, the start of a measurement."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy.typing as npt
 import tables
 
 from icoapi.hdf5.layout import AXES, HDF5_LOCK
+from icoapi.hdf5.metadata import raw_attribute
 
 
 def read_channel(
@@ -26,3 +28,24 @@ def read_channel(
         values = table.col(column).astype(np.float64)
         timestamps = table.col("timestamp").astype(np.float64) / 1e6
     return timestamps, values
+
+
+def measurement_start(path: Path) -> datetime | None:
+    """When the measurement in a file written by icoapi started (its first
+    sample, ``Start_Time``); None for other files, unreadable ones, or files
+    open for writing in this process."""
+    try:
+        with HDF5_LOCK, tables.open_file(str(path), "r") as h5file:
+            if "/acceleration" not in h5file:
+                return None
+            table = h5file.get_node("/acceleration")
+            names = table._v_attrs._v_attrnames
+            if "icoapi_version" not in names or "Start_Time" not in names:
+                return None
+            value = raw_attribute(table, "Start_Time")
+    except Exception:
+        return None
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

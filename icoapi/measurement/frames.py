@@ -12,7 +12,8 @@ frames around a gap can. Per gap, the counter step ``d = (c1 - c0) mod 256`` is
 extended by the whole number of counter cycles ``k`` that makes ``d + 256 k``
 closest to the elapsed frame periods; lost frames are ``d + 256 k - 1``. A
 repeated counter (a frame sent twice) counts as neither received nor lost, as in
-icotronic. Timestamps only need to be right to within ±128 frame periods.
+icotronic (unless at least 128 frame periods passed: then a whole cycle was
+lost). Timestamps only need to be right to within ±128 frame periods.
 """
 
 from __future__ import annotations
@@ -63,12 +64,14 @@ def lost_frames(
     """``(lost, received)`` over a sequence whose first frame was counted before
     (it is the previous batch's last frame, or the first frame of the run)."""
     steps = np.mod(np.diff(counters), 256)
-    repeated = steps == 0
-    steps = steps[~repeated]
+    elapsed = np.diff(times) * frame_rate
+    # Same counter: the frame sent twice, unless a whole counter cycle passed.
+    repeated = (steps == 0) & (elapsed < 128)
+    steps, elapsed = steps[~repeated], elapsed[~repeated]
     if not len(steps):
         return 0, 0
-    elapsed = np.diff(times)[~repeated] * frame_rate
     cycles = np.maximum(np.rint((elapsed - steps) / 256), 0).astype(np.int64)
+    cycles[steps == 0] = np.maximum(cycles[steps == 0], 1)
     spans = steps + 256 * cycles
     return int(spans.sum()) - len(spans), len(spans)
 

@@ -38,6 +38,8 @@ def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
         "ICOAPI_DATA_DIR": str(tmp_path),
         "VITE_API_HOSTNAME": "127.0.0.1",
         "VITE_API_PORT": str(port),
+        # this checkout's icoapi, whatever the environment has installed
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "icoapi"],

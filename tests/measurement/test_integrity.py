@@ -5,7 +5,10 @@ the file-finished event and data-loss messages."""
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +248,22 @@ def test_dataloss_entries_are_their_own_messages(
     assert all(len(message) == 1 for message in loss_messages)
     # The last message before the close is the final loss.
     assert arrays[-1][0]["dataloss"] is not None
+
+
+def test_created_is_the_measurement_start(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect_device(client, mac)
+    name = start(client, instructions(mac, time=1))["data"]["name"]
+    wait_idle(sim_server)
+    path = measurement_file(sim_server, name)
+    _, attributes, _ = read_table(path)
+    os.utime(path, (time.time() + 3600, time.time() + 3600))  # e.g. metadata edited later
+    other = path.with_name("copied.hdf5")
+    other.write_bytes(b"not hdf5")
+    os.utime(other, (1_700_000_000, 1_700_000_000))
+    files = {entry["name"]: entry for entry in client.get("/files").json()["files"]}
+    assert files[path.name]["created"] == attributes["Start_Time"]
+    assert files[path.name]["modified"] != files[path.name]["created"]
+    assert files["copied.hdf5"]["created"] == datetime.fromtimestamp(1_700_000_000).isoformat()

@@ -1,0 +1,56 @@
+"""The frame-batch model: loss from counters and timestamps, sample times."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from icotronic.can.dataloss import calculate_dataloss_stats
+
+from icoapi.measurement.conversion import SampleConverter
+from icoapi.measurement.frames import FrameAssembler, lost_frames
+from icoapi.measurement.layout import ChannelLayout
+from icoapi.system.stream import RawFrames
+
+RATE = 3174.6  # frames per second
+
+
+def test_small_gaps_match_icotronic() -> None:
+    counters = np.array([250, 251, 253, 254, 255, 0, 1, 1, 5, 200, 10, 11])
+    # timestamps that agree with the counters (the duplicate shares its time)
+    index = np.array([0, 1, 3, 4, 5, 6, 7, 7, 11, 206, 272, 273])
+    lost, received = lost_frames(counters, index / RATE, RATE)
+    expected = calculate_dataloss_stats(counters.tolist())
+    assert lost == expected.lost == 1 + 3 + 194 + 65
+    assert received == len(counters) - 2  # first counted before; duplicate skipped
+
+
+@pytest.mark.parametrize("gap", [255, 256, 257, 2000, 2048, 100_000])
+def test_gaps_beyond_the_counter_are_counted_exactly(gap: int) -> None:
+    index = np.concatenate([np.arange(100), np.arange(100 + gap, 200 + gap)])
+    times = index / RATE + np.random.default_rng(gap).normal(0, 5e-3, len(index))  # jitter
+    lost, _ = lost_frames(index % 256, np.sort(times), RATE)
+    assert lost == gap
+
+
+def test_assembler_across_batches() -> None:
+    layout = ChannelLayout.of(["first"])
+    assembler = FrameAssembler(layout, SampleConverter(3.3, [(1.0, 0.0)]), RATE * 3)
+    index = np.arange(6000)
+    keep = (index < 1000) | (index >= 3000)  # 2000 frames lost at a batch border
+    index = index[keep]
+    epoch = 1_700_000_000.0
+    batches = []
+    for part in (index[:1000], index[1000:]):
+        raw = np.zeros((len(part), 3), np.uint16)
+        frames = RawFrames((part % 256).astype(np.uint8), epoch + part / RATE, raw)
+        batches.append(assembler.assemble(frames))
+    assert [batch.lost for batch in batches] == [0, 2000]
+    assert assembler.lost == 2000
+    assert assembler.dataloss == pytest.approx(2000 / 6000)
+    first = batches[0]
+    assert first.frame_times[0] == 0.0
+    # one channel: samples 1/channel rate apart, starting at the frame time
+    np.testing.assert_allclose(
+        first.sample_times[1], first.frame_times[1] + np.arange(3) / RATE / 3
+    )
+    assert assembler.measured_frame_rate == pytest.approx(RATE, rel=1e-6)
