@@ -51,6 +51,7 @@ format: install
 bench: install
 	$(PY) bench/bench_simulator.py
 	$(PY) bench/bench_measurement.py
+	$(PY) bench/bench_crash.py
 
 ## Serve the simulator alone over TCP (socketcand protocol) on port 29536.
 simulator: install

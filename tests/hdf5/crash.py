@@ -41,7 +41,7 @@ writer = MeasurementWriter(path, ["first"], sensor_rows(["first"]),
                            {"channel_sample_rate": 3 * rate}, flush_interval=flush)
 writer.start()
 start, sent = time.monotonic(), 0
-print("ready", flush=True)
+print("ready", start, flush=True)
 while True:
     time.sleep(0.1)
     due = int((time.monotonic() - start) * rate)
@@ -59,7 +59,8 @@ class KillResult:
     recovered: bool  # a journal was there and was applied
     rows: int
     expected_rows: int  # rows handed over at least 1 s before the kill
-    missing_seconds: float  # data handed over before the kill but not in the file
+    missing_seconds: float  # data produced (by the clock) before the kill, not in the file
+    missing_handed_seconds: float  # data handed to the writer before the kill, not in the file
     problem: str | None = None
 
 
@@ -78,11 +79,13 @@ def kill_once(
     )
     progress: list[tuple[float, int, float]] = []  # (received, frames, seconds)
     ready = threading.Event()
+    started: list[float] = []
 
     def read() -> None:
         assert child.stdout is not None
         for line in child.stdout:
             if line.startswith("ready"):
+                started.append(float(line.split()[1]))  # CLOCK_MONOTONIC is system-wide
                 ready.set()
                 continue
             frames, seconds = line.split()
@@ -106,13 +109,16 @@ def kill_once(
     early = [entry for entry in handed if entry[0] <= killed_at - 1.0]
     expected_rows = 3 * early[-1][1] if early else 0
     last_seconds = handed[-1][2] if handed else 0.0
+    produced_seconds = killed_at - started[0]
 
     journal = journal_path(path)
     recovered = journal.exists()
     if recovered:
         result = recover_file(journal)
         if result.error is not None:
-            return KillResult(False, True, 0, expected_rows, last_seconds, result.error)
+            return KillResult(
+                False, True, 0, expected_rows, produced_seconds, last_seconds, result.error
+            )
     try:
         with tables.open_file(str(path), "r") as h5:
             table = h5.root.acceleration
@@ -123,12 +129,25 @@ def kill_once(
         with Storage(path) as storage:
             storage.dataloss()
     except Exception as error:
-        return KillResult(False, recovered, 0, expected_rows, last_seconds, repr(error))
+        return KillResult(
+            False, recovered, 0, expected_rows, produced_seconds, last_seconds, repr(error)
+        )
     problem = None
     frames = np.arange(rows // 3)
     if rows % 3 or not np.array_equal(counters, np.repeat(frames % 256, 3)):
         problem = "rows are not the frames in order"
     elif status != "interrupted":
         problem = f"status {status!r}"
-    last = float(timestamps[-1]) / 1e6 if rows else 0.0
-    return KillResult(True, recovered, rows, expected_rows, max(0.0, last_seconds - last), problem)
+    # compare frame ends: the file's last row is the last sample of its last frame
+    last = (rows // 3) / rate
+    if rows and abs(float(timestamps[-1]) / 1e6 - (last - 1 / rate)) > 1e-3:
+        problem = "timestamps do not match the frames"
+    return KillResult(
+        True,
+        recovered,
+        rows,
+        expected_rows,
+        max(0.0, produced_seconds - last),
+        max(0.0, last_seconds - last),
+        problem,
+    )
