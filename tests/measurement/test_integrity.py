@@ -267,3 +267,38 @@ def test_created_is_the_measurement_start(
     assert files[path.name]["created"] == attributes["Start_Time"]
     assert files[path.name]["modified"] != files[path.name]["created"]
     assert files["copied.hdf5"]["created"] == datetime.fromtimestamp(1_700_000_000).isoformat()
+
+
+def test_rate_the_data_does_not_have_is_reported(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect_device(client, mac)
+    simulator.rate_multiplier = 1.5  # the device streams faster than its settings say
+    name = start(client, instructions(mac, time=2))["data"]["name"]
+    wait_idle(sim_server)
+    simulator.rate_multiplier = 1.0
+    _, attributes, _ = read_table(measurement_file(sim_server, name))
+    status = str(attributes["measurement_status"])
+    assert status.startswith("error: sample rate mismatch: the file states 9523.8 Hz")
+    measured = float(status.split("show ")[1].split(" Hz")[0])
+    assert measured == pytest.approx(1.5 * 9523.8, rel=0.02)
+
+
+def test_file_finished_after_a_failure(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect_device(client, mac)
+    events: list[Event] = []
+    sim_server.app.state.events.subscribe(events.append)
+    simulator.faults.link_loss_after = 1.0
+    name = start(client, instructions(mac, time=None))["data"]["name"]
+    wait_idle(sim_server)
+    simulator.faults.link_loss_after = None
+    finished = [event for event in events if isinstance(event, MeasurementFileFinished)]
+    assert len(finished) == 1
+    assert finished[0].path == measurement_file(sim_server, name)
+    assert "StreamingTimeoutError" in finished[0].status
+    _, attributes, _ = read_table(finished[0].path)
+    assert attributes["measurement_status"] == finished[0].status
