@@ -167,6 +167,17 @@ class Bench:
             time.sleep(0.001)
         # When the simulator scheduled frame 0: the true time of the first sample.
         stream_start = device.streamer.started_wall
+        # When the device handled the stop request (the service then verifies the
+        # stop and closes the file; that is not streaming time).
+        stream_end: list[float] = []
+
+        def watch_stop() -> None:
+            while device.streaming:
+                time.sleep(0.001)
+            stream_end.append(time.monotonic())
+
+        watcher = threading.Thread(target=watch_stop, daemon=True)
+        watcher.start()
         cpu = None
         if window is not None:
             time.sleep(window[0])
@@ -175,7 +186,8 @@ class Bench:
             process_1, sim_1, wall_1 = time.process_time(), thread_cpu("icosim"), time.monotonic()
             cpu = ((process_1 - process_0) - (sim_1 - sim_0)) / (wall_1 - wall_0)
         self.wait_idle()
-        elapsed = time.monotonic() - started
+        watcher.join(10)
+        elapsed = (stream_end[0] if stream_end else time.monotonic()) - started
         client_data = results.get(timeout=120) if process else None
         if process:
             process.join(30)

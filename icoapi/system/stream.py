@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # Attempts at the stop request before the stream counts as not stopped.
 STOP_ATTEMPTS = 3
 # Frames still in flight when the device answers arrive within this many seconds.
-IN_FLIGHT_S = 0.1
+IN_FLIGHT_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class DataStream:
         :data:`STOP_ATTEMPTS` requests, each followed by a quiet window in which
         no frame may arrive."""
         attempts = 1 if after_error else STOP_ATTEMPTS
-        window = min(2.0, max(0.3, 3 / self._frame_rate)) if self._frame_rate > 0 else 0.3
+        window = min(2.0, max(0.2, 3 / self._frame_rate)) if self._frame_rate > 0 else 0.2
         problems: list[str] = []
         late = 0
         try:
@@ -107,6 +107,8 @@ class DataStream:
                     except ErrorResponseError as error:
                         problems.append(f"attempt {attempt}: the device answered with an error")
                         logger.warning("Stop request refused: %s", error)
+                    except Exception as error:  # the bus itself failed
+                        problems.append(f"attempt {attempt}: {type(error).__name__}: {error}")
                     await asyncio.sleep(IN_FLIGHT_S)
                     self._drain()
                     await asyncio.sleep(window)
