@@ -164,6 +164,7 @@ class MeasurementService:
                 )
             layout, sensors = self._check_instructions(instructions)
             stack = AsyncExitStack()
+            writer: MeasurementWriter | None = None
             try:
                 await stack.enter_async_context(
                     self.system.measurement_lease(instructions.mac_address)
@@ -187,7 +188,10 @@ class MeasurementService:
                     )
                 if instructions.meta is not None:
                     writer.write_metadata("pre", instructions.meta.model_dump())
-            except BaseException:
+            except BaseException as error:
+                if writer is not None:
+                    # The file was created: it says why it holds no data.
+                    await writer.aclose({"measurement_status": f"error: {describe_error(error)}"})
                 await stack.aclose()
                 raise
             status = MeasurementStatus(

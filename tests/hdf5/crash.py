@@ -88,8 +88,10 @@ def kill_once(
                 started.append(float(line.split()[1]))  # CLOCK_MONOTONIC is system-wide
                 ready.set()
                 continue
-            frames, seconds = line.split()
-            progress.append((time.monotonic(), int(frames), float(seconds)))
+            parts = line.split()
+            if len(parts) != 2 or not line.endswith("\n"):
+                continue  # cut off by the kill
+            progress.append((time.monotonic(), int(parts[0]), float(parts[1])))
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
