@@ -16,6 +16,7 @@ Memory stays bounded: the journal is read record by record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -113,31 +114,46 @@ def _open_existing(path: Path) -> tables.File | None:
 
 
 def _recover(journal: Path, path: Path) -> Recovery:
-    header = _header(journal)
     h5 = _open_existing(path) if path.exists() else None
-    rebuilt = False
-    if h5 is None:
-        if header is None:
-            raise ValueError("the file is unreadable and its journal has no header")
-        temporary = path.with_name(f".{path.name}.recovering")
-        temporary.unlink(missing_ok=True)
-        h5, _ = create_measurement_file(
-            temporary,
-            header["channels"],
-            [SensorRow(**sensor) for sensor in header["sensors"]],
-            header["attributes"],
-        )
-        rebuilt = True
+    if h5 is not None:
+        try:
+            rows = _replay(journal, h5)
+            h5.flush()
+            h5.close()
+            return Recovery(path, rows, False)
+        except Exception as error:
+            # It opened, but its insides are damaged: the journal has everything.
+            logger.warning(
+                "%s is damaged (%s); rebuilding it from its journal",
+                path.name,
+                describe_error(error),
+            )
+            with contextlib.suppress(Exception):
+                h5.close()
+    return _rebuild(journal, path)
+
+
+def _rebuild(journal: Path, path: Path) -> Recovery:
+    header = _header(journal)
+    if header is None:
+        raise ValueError("the file is unreadable and its journal has no header")
+    temporary = path.with_name(f".{path.name}.recovering")
+    temporary.unlink(missing_ok=True)
+    h5, _ = create_measurement_file(
+        temporary,
+        header["channels"],
+        [SensorRow(**sensor) for sensor in header["sensors"]],
+        header["attributes"],
+    )
     try:
         rows = _replay(journal, h5)
         h5.flush()
     finally:
         h5.close()
-    if rebuilt:
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    return Recovery(path, rows, rebuilt)
+    with open(temporary, "rb") as file:
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    return Recovery(path, rows, True)
 
 
 def _replay(journal: Path, h5: tables.File) -> int:
