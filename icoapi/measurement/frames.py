@@ -7,19 +7,26 @@ within the batch. The file writer and the live stream both consume these
 batches, so the file and the stream cannot disagree.
 
 Loss is counted from counters *and* timestamps. The 8-bit counter alone cannot
-tell a gap of ``d`` frames from one of ``d + 256 k``; the time between the two
-frames around a gap can. Per gap, the counter step ``d = (c1 - c0) mod 256`` is
-extended by the whole number of counter cycles ``k`` that makes ``d + 256 k``
-closest to the elapsed frame periods; lost frames are ``d + 256 k - 1``. A
-repeated counter (a frame sent twice) counts as neither received nor lost, as in
-icotronic (unless at least 128 frame periods passed: then a whole cycle was
-lost). Timestamps only need to be right to within ±128 frame periods.
+tell a gap of ``d`` frames from one of ``d + 256 k``; the frame timestamps can.
+Each frame has an offset ``t * rate - n`` (its time in frame periods minus its
+index ``n`` as the counters tell it). Without loss the offsets stay constant,
+up to the delivery delay of each frame (radio and bus deliver frames in
+bursts, so timestamps are late, never early); ``k`` lost counter cycles raise
+them by ``256 k``. So at every gap, ``k`` is the rounded difference between the
+smallest offset of up to :data:`WINDOW` frames after it and of up to
+:data:`WINDOW` frames before it (the least delayed frame of each side): lost
+frames are ``d + 256 k - 1``. A burst delivered late does not look like a loss
+as long as some frame within the window on each side arrived less than 128
+frame periods late (40 ms at the default rate). This needs the stated frame
+rate to be right (the runner cross-checks it). A repeated counter (a frame sent twice) counts as
+neither received nor lost, as in icotronic, unless a whole cycle's time passed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +34,13 @@ import numpy.typing as npt
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.layout import ChannelLayout
 from icoapi.system.stream import RawFrames
+
+# Frames on each side of a gap whose smallest offset is compared (0.3 s at the
+# default rate: longer than a delivery stall is likely to last).
+WINDOW = 1024
+# Pairs whose time apart differs by this many frame periods from their counter
+# step are checked for lost cycles.
+SUSPICIOUS = 32
 
 
 @dataclass(frozen=True)
@@ -58,22 +72,52 @@ class FrameBatch:
         )
 
 
-def lost_frames(
-    counters: npt.NDArray[np.int64], times: npt.NDArray[np.float64], frame_rate: float
-) -> tuple[int, int]:
-    """``(lost, received)`` over a sequence whose first frame was counted before
-    (it is the previous batch's last frame, or the first frame of the run)."""
-    steps = np.mod(np.diff(counters), 256)
-    elapsed = np.diff(times) * frame_rate
-    # Same counter: the frame sent twice, unless a whole counter cycle passed.
-    repeated = (steps == 0) & (elapsed < 128)
-    steps, elapsed = steps[~repeated], elapsed[~repeated]
-    if not len(steps):
-        return 0, 0
-    cycles = np.maximum(np.rint((elapsed - steps) / 256), 0).astype(np.int64)
-    cycles[steps == 0] = np.maximum(cycles[steps == 0], 1)
-    spans = steps + 256 * cycles
-    return int(spans.sum()) - len(spans), len(spans)
+class LossDetector:
+    """Counts lost frames from counters and timestamps, batch after batch."""
+
+    def __init__(self, frame_rate: float) -> None:
+        self.frame_rate = frame_rate
+        self._last_counter: int | None = None
+        self._first_time = 0.0  # seconds
+        self._last_time = 0.0  # frame periods since the first frame
+        self._last_index = 0.0  # unwrapped frame index, lost cycles included
+        self._history: npt.NDArray[np.float64] = np.zeros(0)  # offsets of recent frames
+
+    def count(
+        self, counters: npt.NDArray[np.integer[Any]], times: npt.NDArray[np.float64]
+    ) -> tuple[int, int]:
+        """``(lost, received)`` for the next frames (``times`` in seconds)."""
+        if self._last_counter is None:
+            if not len(counters):
+                return 0, 0
+            self._last_counter = int(counters[0])
+            self._first_time = float(times[0])
+            self._history = np.zeros(1)
+            lost, received = self.count(counters[1:], times[1:])
+            return lost, received + 1
+        if not len(counters):
+            return 0, 0
+        periods = (times - self._first_time) * self.frame_rate
+        steps = np.mod(np.diff(counters.astype(np.int64), prepend=self._last_counter), 256)
+        index = self._last_index + np.cumsum(steps)
+        offsets = periods - index
+        elapsed = np.diff(periods, prepend=self._last_time)
+        cycles = np.zeros(len(steps), np.int64)
+        for gap in np.flatnonzero(np.abs(elapsed - steps) >= SUSPICIOUS):
+            before = np.concatenate((self._history, offsets[:gap]))[-WINDOW:].min()
+            after = offsets[gap : gap + WINDOW].min()
+            lost_cycles = max(0, round((after - before) / 256))
+            if lost_cycles:
+                cycles[gap] = lost_cycles
+                offsets[gap:] -= 256 * lost_cycles
+        self._history = np.concatenate((self._history, offsets))[-WINDOW:]
+        self._last_counter = int(counters[-1])
+        self._last_time = float(periods[-1])
+        self._last_index = float(index[-1] + 256 * cycles.sum())
+        # Same counter: the frame sent twice, unless a whole counter cycle passed.
+        repeated = (steps == 0) & (cycles == 0)
+        spans = steps[~repeated] + 256 * cycles[~repeated]
+        return int(spans.sum()) - len(spans), len(spans)
 
 
 class FrameAssembler:
@@ -90,8 +134,7 @@ class FrameAssembler:
         # first is at the frame's timestamp.
         self._offsets = np.arange(layout.samples_per_frame) / channel_rate
         self.first_epoch: float | None = None
-        self._last_counter = 0
-        self._last_time = 0.0
+        self._loss = LossDetector(self.frame_rate)
         self.received = 0
         self.lost = 0
         self.last_time = 0.0
@@ -119,16 +162,9 @@ class FrameAssembler:
         stamps = frames.timestamps
         if self.first_epoch is None:
             self.first_epoch = float(stamps[0])
-            lost, received = lost_frames(frames.counters.astype(np.int64), stamps, self.frame_rate)
-            received += 1
-        else:
-            counters = np.concatenate(([self._last_counter], frames.counters)).astype(np.int64)
-            times = np.concatenate(([self._last_time + self.first_epoch], stamps))
-            lost, received = lost_frames(counters, times, self.frame_rate)
+        lost, received = self._loss.count(frames.counters, stamps)
         relative = stamps - self.first_epoch
-        self._last_counter = int(frames.counters[-1])
-        self._last_time = float(relative[-1])
-        self.last_time = self._last_time
+        self.last_time = float(relative[-1])
         self.lost += lost
         self.received += received
         values = self.converter.convert(frames.raw, self.layout)
