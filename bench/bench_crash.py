@@ -55,8 +55,12 @@ def main() -> None:
     ]
     missing = sorted(r.missing_seconds for r in results if r.readable)
     handed = sorted(r.missing_handed_seconds for r in results if r.readable)
-    rebuilt = sum(1 for r in results if r.recovered)
-    print(f"  kills survived: {len(survived)}/{len(results)} (recovered from a journal: {rebuilt})")
+    recovered = sum(1 for r in results if r.recovered)
+    rebuilt = sum(1 for r in results if r.rebuilt)
+    print(
+        f"  kills survived: {len(survived)}/{len(results)} (completed from the journal: "
+        f"{recovered}, of them with the HDF5 file rebuilt: {rebuilt})"
+    )
     if missing:
         print(
             f"  seconds of data missing after a kill: median {statistics.median(missing):.3f} s, "

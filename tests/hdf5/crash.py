@@ -62,6 +62,7 @@ class KillResult:
     missing_seconds: float  # data produced (by the clock) before the kill, not in the file
     missing_handed_seconds: float  # data handed to the writer before the kill, not in the file
     problem: str | None = None
+    rebuilt: bool = False  # the HDF5 file was unreadable and rebuilt from the journal
 
 
 def kill_once(
@@ -115,8 +116,10 @@ def kill_once(
 
     journal = journal_path(path)
     recovered = journal.exists()
+    rebuilt = False
     if recovered:
         result = recover_file(journal)
+        rebuilt = result.rebuilt
         if result.error is not None:
             return KillResult(
                 False, True, 0, expected_rows, produced_seconds, last_seconds, result.error
@@ -152,4 +155,5 @@ def kill_once(
         max(0.0, produced_seconds - last),
         max(0.0, last_seconds - last),
         problem,
+        rebuilt,
     )
