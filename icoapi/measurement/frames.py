@@ -24,6 +24,7 @@ neither received nor lost, as in icotronic, unless a whole cycle's time passed.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,7 +82,9 @@ class LossDetector:
         self._first_time = 0.0  # seconds
         self._last_time = 0.0  # frame periods since the first frame
         self._last_index = 0.0  # unwrapped frame index, lost cycles included
-        self._history: npt.NDArray[np.float64] = np.zeros(0)  # offsets of recent frames
+        # Offsets of the recent frames (at least WINDOW of them), newest last.
+        self._history: deque[npt.NDArray[np.float64]] = deque()
+        self._history_frames = 0
 
     def count(
         self, counters: npt.NDArray[np.integer[Any]], times: npt.NDArray[np.float64]
@@ -92,32 +95,45 @@ class LossDetector:
                 return 0, 0
             self._last_counter = int(counters[0])
             self._first_time = float(times[0])
-            self._history = np.zeros(1)
+            self._remember(np.zeros(1))
             lost, received = self.count(counters[1:], times[1:])
             return lost, received + 1
         if not len(counters):
             return 0, 0
         periods = (times - self._first_time) * self.frame_rate
         steps = np.mod(np.diff(counters.astype(np.int64), prepend=self._last_counter), 256)
-        index = self._last_index + np.cumsum(steps)
+        index = np.cumsum(steps) + self._last_index
         offsets = periods - index
         elapsed = np.diff(periods, prepend=self._last_time)
+        suspicious = np.flatnonzero(np.abs(elapsed - steps) >= SUSPICIOUS)
+        self._last_counter = int(counters[-1])
+        self._last_time = float(periods[-1])
+        self._last_index = float(index[-1])
+        if not len(suspicious):  # the usual case: the counters tell everything
+            self._remember(offsets)
+            received = int(np.count_nonzero(steps))
+            return int(steps.sum()) - received, received
         cycles = np.zeros(len(steps), np.int64)
-        for gap in np.flatnonzero(np.abs(elapsed - steps) >= SUSPICIOUS):
-            before = np.concatenate((self._history, offsets[:gap]))[-WINDOW:].min()
+        history = np.concatenate(self._history)
+        for gap in suspicious:
+            before = np.concatenate((history, offsets[:gap]))[-WINDOW:].min()
             after = offsets[gap : gap + WINDOW].min()
             lost_cycles = max(0, round((after - before) / 256))
             if lost_cycles:
                 cycles[gap] = lost_cycles
                 offsets[gap:] -= 256 * lost_cycles
-        self._history = np.concatenate((self._history, offsets))[-WINDOW:]
-        self._last_counter = int(counters[-1])
-        self._last_time = float(periods[-1])
-        self._last_index = float(index[-1] + 256 * cycles.sum())
+        self._remember(offsets)
+        self._last_index += 256 * float(cycles.sum())
         # Same counter: the frame sent twice, unless a whole counter cycle passed.
         repeated = (steps == 0) & (cycles == 0)
         spans = steps[~repeated] + 256 * cycles[~repeated]
         return int(spans.sum()) - len(spans), len(spans)
+
+    def _remember(self, offsets: npt.NDArray[np.float64]) -> None:
+        self._history.append(offsets)
+        self._history_frames += len(offsets)
+        while self._history_frames - len(self._history[0]) >= WINDOW:
+            self._history_frames -= len(self._history.popleft())
 
 
 class FrameAssembler:

@@ -196,6 +196,8 @@ class MeasurementRun:
                 await self._stop_stream(stream)
         self.result.dataloss = self.total.dataloss
         self.result.frames = self.total.retrieved
+        for problem in self.writer.problems:  # e.g. metadata the file could not take
+            self.result.add_problem(problem)
         self._check_rate()
         if self.stop_requested.is_set() and self.result.error is None:
             self.result.status = "stopped"
@@ -307,6 +309,7 @@ class MeasurementRun:
             self.result.error = self.writer.error
             self.result.status = f"error: {describe_error(self.writer.error)}"
         elif self.writer.problems and not self.result.status.startswith("error"):
+            # problems that came up while the file was closed
             self.result.status = f"error: {'; '.join(self.writer.problems)}"
         logger.info(
             "Measurement %s finished (%s): %d frames, data loss %.2f %%, file %s",
