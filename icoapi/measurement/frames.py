@@ -18,8 +18,9 @@ smallest offset of up to :data:`WINDOW` frames after it and of up to
 frames are ``d + 256 k - 1``. A burst delivered late does not look like a loss
 as long as some frame within the window on each side arrived less than 128
 frame periods late (40 ms at the default rate). This needs the stated frame
-rate to be right (the runner cross-checks it). A repeated counter (a frame sent twice) counts as
-neither received nor lost, as in icotronic, unless a whole cycle's time passed.
+rate to be right (the runner cross-checks it). A repeated counter (a frame sent
+twice) counts as neither received nor lost, as in icotronic, unless a whole
+cycle's time passed.
 """
 
 from __future__ import annotations
