@@ -2,9 +2,11 @@
 
 :class:`FrameAssembler` turns raw frames (counters, epoch timestamps, ADC counts)
 into :class:`FrameBatch` objects: timestamps relative to the first frame, the time
-of every sample, converted values and the number of frames lost before and
-within the batch. The file writer and the live stream both consume these
-batches, so the file and the stream cannot disagree.
+of every sample and converted values, as they arrive (for the live stream). For
+the file, the batches of a hand-over are merged into one, which also gets the
+number of frames lost before and within it (counting loss once per hand-over
+rather than per read keeps the cost per frame low). The file and the live
+stream consume the same batches, so they cannot disagree.
 
 Loss is counted from counters *and* timestamps. The 8-bit counter alone cannot
 tell a gap of ``d`` frames from one of ``d + 256 k``; the frame timestamps can.
@@ -52,13 +54,13 @@ class FrameBatch:
     ``counters`` (n,), ``frame_times`` (n,) seconds since the first frame,
     ``sample_times`` (n, samples_per_frame) seconds of every sample,
     ``values`` (n, values_per_frame) physical values, ``lost`` frames lost
-    before and between these frames."""
+    before and between these frames (known once batches are merged; 0 before)."""
 
     counters: npt.NDArray[np.uint8]
     frame_times: npt.NDArray[np.float64]
     sample_times: npt.NDArray[np.float64]
     values: npt.NDArray[np.float32]
-    lost: int
+    lost: int = 0
 
     def __len__(self) -> int:
         return len(self.counters)
@@ -176,14 +178,28 @@ class FrameAssembler:
         return (self.received + self.lost - 1) / self.last_time
 
     def assemble(self, frames: RawFrames) -> FrameBatch:
+        """The batch of frames just read (its loss is counted by :meth:`merge`)."""
         stamps = frames.timestamps
         if self.first_epoch is None:
             self.first_epoch = float(stamps[0])
-        lost, received = self._loss.count(frames.counters, stamps)
         relative = stamps - self.first_epoch
         self.last_time = float(relative[-1])
-        self.lost += lost
-        self.received += received
         values = self.converter.convert(frames.raw, self.layout)
         sample_times = relative[:, None] + self._offsets[None, :]
-        return FrameBatch(frames.counters, relative, sample_times, values, lost)
+        return FrameBatch(frames.counters, relative, sample_times, values)
+
+    def merge(self, parts: list[FrameBatch]) -> FrameBatch:
+        """One batch of consecutive batches, with the frames lost before and
+        within it. Every batch must be merged exactly once, in order."""
+        counters = np.concatenate([part.counters for part in parts])
+        frame_times = np.concatenate([part.frame_times for part in parts])
+        lost, received = self._loss.count(counters, frame_times)
+        self.lost += lost
+        self.received += received
+        return FrameBatch(
+            counters,
+            frame_times,
+            np.concatenate([part.sample_times for part in parts]),
+            np.concatenate([part.values for part in parts]),
+            lost,
+        )

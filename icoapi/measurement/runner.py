@@ -250,10 +250,8 @@ class MeasurementRun:
                 keep = int(np.searchsorted(batch.frame_times, limit, side="right"))
                 batch = batch.head(keep)
                 reached_limit = True
-            self._queue_for_file(batch)
-            self.total.add(batch.lost, len(batch))
-            self.period.add(batch.lost, len(batch))
             if len(batch):
+                self._queue_for_file(batch)
                 self.live.add_batch(batch)
             if self.writer.error is not None:
                 raise self.writer.error
@@ -273,15 +271,17 @@ class MeasurementRun:
         self._last_handover = time.monotonic()
         if not self._unwritten:
             return
-        parts = self._unwritten
+        batch = self.frames.merge(self._unwritten)
         self._unwritten = []
         self._unwritten_frames = 0
+        self.total.add(batch.lost, len(batch))
+        self.period.add(batch.lost, len(batch))
         self.writer.append(
-            np.concatenate([part.counters for part in parts]),
-            np.concatenate([part.frame_times for part in parts]),
-            np.concatenate([part.values for part in parts]),
-            lost=sum(part.lost for part in parts),
-            sample_times_s=np.concatenate([part.sample_times for part in parts]),
+            batch.counters,
+            batch.frame_times,
+            batch.values,
+            lost=batch.lost,
+            sample_times_s=batch.sample_times,
         )
 
     async def _report_dataloss(self) -> None:

@@ -57,7 +57,7 @@ def test_assembler_across_batches() -> None:
     for part in (index[:1000], index[1000:]):
         raw = np.zeros((len(part), 3), np.uint16)
         frames = RawFrames((part % 256).astype(np.uint8), epoch + part / RATE, raw)
-        batches.append(assembler.assemble(frames))
+        batches.append(assembler.merge([assembler.assemble(frames)]))
     assert [batch.lost for batch in batches] == [0, 2000]
     assert assembler.lost == 2000
     assert assembler.dataloss == pytest.approx(2000 / 6000)
