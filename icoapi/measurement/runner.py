@@ -131,6 +131,7 @@ class MeasurementRun:
         self.total = LossCounter()
         self.period = LossCounter()
         self.result = RunResult()
+        self._start_time_written = False
         self._unwritten: list[FrameBatch] = []
         self._unwritten_frames = 0
         self._last_handover = time.monotonic()
@@ -243,8 +244,9 @@ class MeasurementRun:
         limit = self.plan.instructions.time
         while not self.stop_requested.is_set():
             batch = self.frames.assemble(await stream.read(MAX_BATCH_FRAMES))
-            if self.total.retrieved == 0 and self.frames.start_time is not None:
+            if not self._start_time_written and self.frames.start_time is not None:
                 self.writer.set_attributes(Start_Time=self.frames.start_time)
+                self._start_time_written = True
             reached_limit = False
             if limit is not None and batch.frame_times[-1] >= limit:
                 keep = int(np.searchsorted(batch.frame_times, limit, side="right"))
