@@ -59,6 +59,7 @@ bench: install
 	$(PY) bench/bench_measurement.py
 	$(PY) bench/bench_guard.py
 	$(PY) bench/bench_dataspace.py
+	$(PY) bench/bench_crash.py
 
 ## Serve the simulator alone over TCP (socketcand protocol) on port 29536.
 simulator: install

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
@@ -39,11 +40,12 @@ from icoapi.core.protection import (
 )
 from icoapi.core.routes import documented_methods
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
-from icoapi.core.tasks import TaskRegistry
+from icoapi.core.tasks import TaskRegistry, run_blocking
 from icoapi.dataspace.router import router as dataspace_router
 from icoapi.dataspace.service import DataspaceService
 from icoapi.files.router import router as files_router
 from icoapi.files.service import MeasurementFileService
+from icoapi.hdf5.recovery import recover_interrupted
 from icoapi.logs.router import router as logs_router
 from icoapi.logs.service import LogService
 from icoapi.measurement.router import router as measurement_router
@@ -103,6 +105,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         paths.root,
     )
     paths.install_default_config(CONFIG_FILE_NAMES)
+    # Measurement files a killed process left behind are completed from their journals.
+    await run_blocking(recover_interrupted, paths.measurements)
 
     events = EventBus()
     tasks = TaskRegistry()
@@ -255,15 +259,13 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     """Console entry point: load settings, then serve with uvicorn."""
-    import uvicorn
-
     try:
         settings = load_settings()
         app = create_app(settings)
     except (SettingsError, TokenFileError) as error:
         print(f"icoapi: {error}", file=sys.stderr)  # noqa: T201 - logging is not set up yet
         raise SystemExit(2) from error
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.VITE_API_HOSTNAME,
         port=settings.VITE_API_PORT,
@@ -272,6 +274,23 @@ def main() -> None:
         ws_per_message_deflate=settings.WEBSOCKET_COMPRESSION,
         **uvicorn_options(settings),
     )
+    MeasurementFirstServer(config, app).run()
+
+
+class MeasurementFirstServer(uvicorn.Server):
+    """uvicorn's server, but on shutdown (SIGTERM, Ctrl-C) a running measurement
+    ends first, so its stream clients get every sample the file gets (then the
+    final loss and a normal close) before uvicorn closes the connections."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        measurement = getattr(self.app.state, "measurement", None)
+        if measurement is not None:
+            await measurement.shutdown()
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

@@ -58,8 +58,8 @@ from icoapi.dataspace.errors import (
 from icoapi.dataspace.queue import FINISHED_STATES, Job, UploadQueue
 from icoapi.dataspace.schemas import RemoteFile, UploadJob
 from icoapi.files.schemas import FileCloudDetails
-from icoapi.measurement import metadata as metadata_io
-from icoapi.measurement.storage import HDF5_LOCK
+from icoapi.hdf5 import metadata as metadata_io
+from icoapi.hdf5.layout import HDF5_LOCK
 from icoapi.state.schemas import CloudState, UploadProgress
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,11 @@ def upload_metadata(path: Path) -> dict[str, Any]:
                     key: _parse_json(value)
                     for key, value in metadata_io.node_attributes(table).items()
                 }
+            # Metadata too large for an attribute is stored as an array of its own.
+            for prefix in ("pre", "post"):
+                text = metadata_io.read_metadata(h5, prefix)
+                if text is not None:
+                    attributes[f"{prefix}_metadata"] = _parse_json(text)
             for prefix, by_key in metadata_io.read_pictures(h5).items():
                 meta = attributes.get(f"{prefix}_metadata")
                 if isinstance(meta, dict) and isinstance(meta.get("parameters"), dict):

@@ -35,6 +35,7 @@ from icoapi.files.schemas import (
     ParsedMetadata,
 )
 from icoapi.files.service import to_ascii
+from icoapi.hdf5.metadata import MetadataTooLargeError
 from icoapi.measurement.schemas import Metadata
 
 router = APIRouter(prefix="/files", tags=["File Handling"])
@@ -132,7 +133,9 @@ async def analyze_file(path: MeasurementFile, files: FilesDep) -> StreamingRespo
     return StreamingResponse(await files.analyze(path), media_type="application/json")
 
 
-META_ERRORS = error_responses(*READ_ERRORS, AccelerationDataNotFoundError, FileOperationError)
+META_ERRORS = error_responses(
+    *READ_ERRORS, AccelerationDataNotFoundError, FileOperationError, MetadataTooLargeError
+)
 
 
 @router.post("/pre_meta/{name}", response_model=None, responses=META_ERRORS)

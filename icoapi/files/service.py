@@ -1,7 +1,7 @@
 """Measurement files: listing, deletion, analysis, metadata and embedded files.
 
 All file and HDF5 work runs in worker threads; every PyTables call holds
-:data:`~icoapi.measurement.storage.HDF5_LOCK` for one short step only (one chunk
+:data:`~icoapi.hdf5.layout.HDF5_LOCK` for one short step only (one chunk
 of rows, one chunk of an embedded file), so a long analysis never stalls the
 measurement writer.
 
@@ -52,8 +52,9 @@ from icoapi.files.schemas import (
     ParsedMetadata,
     StoredSensor,
 )
-from icoapi.measurement import metadata as metadata_io
-from icoapi.measurement.storage import HDF5_LOCK, SENSOR_FLOATS
+from icoapi.hdf5 import metadata as metadata_io
+from icoapi.hdf5.layout import HDF5_LOCK, SENSOR_FLOATS
+from icoapi.hdf5.reading import measurement_start
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ EMBEDDED_CHUNK = MIB
 # go in bounded steps anyway.
 READ_BUFFER = MIB
 STALE_UPLOAD_SECONDS = 24 * 3600
+CREATED_CACHE_SIZE = 10_000
 _UMLAUTS = str.maketrans(
     {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
 )
@@ -240,6 +242,7 @@ class MeasurementFileService:
         self.max_embedded_size = max_embedded_size
         self.max_embedded_files = max_embedded_files
         self.cloud_status = cloud_status
+        self._created_cache: dict[tuple[str, int, int], float] = {}
 
     # -- names -----------------------------------------------------------------
 
@@ -287,7 +290,7 @@ class MeasurementFileService:
                     stat = entry.stat()
                 except OSError:
                     continue  # vanished or unreadable meanwhile
-                created = getattr(stat, "st_birthtime", None) or stat.st_mtime
+                created = self._created(Path(entry.path), stat)
                 mtimes[entry.name] = stat.st_mtime_ns
                 files.append(
                     (
@@ -310,6 +313,24 @@ class MeasurementFileService:
             files=[details for _, details in files],
             directory=str(root),
         )
+
+    def _created(self, path: Path, stat: os.stat_result) -> float:
+        """The measurement's start for files icoapi wrote, else the file's birth
+        time where the file system has one, else its modification time. Cached
+        per file version (the start time is read from the file)."""
+        key = (path.name, stat.st_size, stat.st_mtime_ns)
+        cached = self._created_cache.get(key)
+        if cached is not None:
+            return cached
+        start = measurement_start(path)
+        if start is not None:
+            created = start.timestamp()
+        else:
+            created = getattr(stat, "st_birthtime", None) or stat.st_mtime
+        if len(self._created_cache) > CREATED_CACHE_SIZE:
+            self._created_cache.clear()
+        self._created_cache[key] = created
+        return created
 
     async def delete(self, path: Path) -> None:
         self.ensure_not_in_use(path)
@@ -352,6 +373,10 @@ class MeasurementFileService:
         attributes = {
             key: _parse_text(value) for key, value in metadata_io.node_attributes(table).items()
         }
+        for kind in metadata_io.PREFIXES:
+            text = metadata_io.read_metadata(h5, kind)  # attribute or, if large, array
+            if text is not None:
+                attributes[f"{kind}_metadata"] = _parse_text(text)
         pictures: dict[str, list[str]] = {}
         for prefix, by_key in metadata_io.read_pictures(h5).items():
             meta = attributes.get(f"{prefix}_metadata")
@@ -452,6 +477,7 @@ class MeasurementFileService:
     async def overwrite_metadata(
         self, path: Path, prefix: Literal["pre", "post"], metadata: dict[str, Any]
     ) -> None:
+        metadata_io.check_metadata_size(metadata)
         self.ensure_not_in_use(path)
         await run_blocking(self._overwrite_metadata, path, prefix, metadata)
 

@@ -21,64 +21,15 @@ active (upstream skipped the conversion when the first channel was disabled).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from icoapi.measurement.layout import ChannelLayout
 from icoapi.sensors.schemas import sensor_coefficients as sensor_coefficients
 
-CHANNELS = ("first", "second", "third")
 ADC_FULL_SCALE = 65535
-
-
-class SensorRange(Protocol):
-    """Anything with the four range values of a sensor definition."""
-
-    @property
-    def phys_min(self) -> float: ...
-    @property
-    def phys_max(self) -> float: ...
-    @property
-    def volt_min(self) -> float: ...
-    @property
-    def volt_max(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class ChannelLayout:
-    """Which measurement channels are active, in channel order."""
-
-    channels: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not self.channels:
-            raise ValueError("at least one channel must be active")
-        if list(self.channels) != [c for c in CHANNELS if c in self.channels]:
-            raise ValueError(
-                f"channels must be distinct names out of {CHANNELS} in that order, "
-                f"got {self.channels}"
-            )
-
-    @classmethod
-    def of(cls, channels: Iterable[str]) -> ChannelLayout:
-        return cls(tuple(channels))
-
-    @property
-    def single(self) -> bool:
-        return len(self.channels) == 1
-
-    @property
-    def values_per_frame(self) -> int:
-        """3 for one or three active channels, 2 for two."""
-        return 2 if len(self.channels) == 2 else 3
-
-    @property
-    def rows_per_frame(self) -> int:
-        """HDF5 rows per frame: each sample of a single channel gets its own row."""
-        return 3 if self.single else 1
 
 
 class SampleConverter:
@@ -102,23 +53,6 @@ class SampleConverter:
         d = np.array([float(pair[1]) for pair in coefficients], dtype=np.float64)
         self.a: npt.NDArray[np.float64] = k * (self.reference_voltage / ADC_FULL_SCALE)
         self.b: npt.NDArray[np.float64] = d
-
-    @classmethod
-    def for_channels(
-        cls, reference_voltage: float, coefficients: list[tuple[float, float]]
-    ) -> SampleConverter:
-        """Converter from per-active-channel sensor ``(k, d)`` pairs."""
-        return cls(reference_voltage, coefficients)
-
-    @classmethod
-    def for_sensors(
-        cls, reference_voltage: float, sensors: Sequence[SensorRange]
-    ) -> SampleConverter:
-        """Converter from one sensor definition per active channel."""
-        return cls(
-            reference_voltage,
-            [sensor_coefficients(s.phys_min, s.phys_max, s.volt_min, s.volt_max) for s in sensors],
-        )
 
     def convert(self, raw: npt.ArrayLike, layout: ChannelLayout) -> npt.NDArray[np.float32]:
         """Convert ``raw`` of shape ``(n_frames, layout.values_per_frame)``.

@@ -9,9 +9,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-import tables
 
-from icoapi.measurement.storage import HDF5_LOCK
+from icoapi.hdf5.reading import read_channel
 
 # The message to the live clients holds at most this many points (every n-th).
 IFT_MAX_POINTS = 200_000
@@ -24,15 +23,12 @@ class IFTUnavailableError(Exception):
 
 
 def compute_ift(
-    path: Path, column: str, sample_rate: float, window_s: float, max_points: int
+    path: Path, channel: str, sample_rate: float, window_s: float, max_points: int
 ) -> list[dict[str, float]]:
-    """IFT values of ``column`` as ``[{"x": seconds, "y": ift}, ...]``."""
+    """IFT values of ``channel`` as ``[{"x": seconds, "y": ift}, ...]``."""
     from icolyzer.iftlibrary import ift_value
 
-    with HDF5_LOCK, tables.open_file(str(path), "r") as h5file:
-        table = h5file.root.acceleration
-        values = table.col(column).astype(np.float64)
-        timestamps = table.col("timestamp").astype(np.float64) / 1e6
+    timestamps, values = read_channel(path, channel)
     if sample_rate < 200:
         raise IFTUnavailableError(f"sample rate {sample_rate:.0f} Hz is below 200 Hz")
     if len(values) < 0.6 * sample_rate:

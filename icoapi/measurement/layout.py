@@ -1,49 +1,72 @@
-"""Which measurement channels are active and how their samples sit in a frame."""
+"""Which measurement channels are active and how their samples sit in a frame.
+
+:class:`ChannelLayout` is the one channel-layout concept of the service: the
+converter, the live stream, the HDF5 writer and the device setup all use it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from icotronic.can.sensor import SensorConfiguration
 from icotronic.can.streaming import StreamingConfiguration
 
-from icoapi.measurement.conversion import CHANNELS as CHANNEL_NAMES
-from icoapi.measurement.conversion import ChannelLayout as ActiveChannels
-
-COLUMN_NAMES = {"first": "x", "second": "y", "third": "z"}
+CHANNELS = ("first", "second", "third")
 
 
 @dataclass(frozen=True)
-class ChannelMapping:
-    """Which hardware sensor each measurement channel records (0: disabled).
+class ChannelLayout:
+    """The active measurement channels (in channel order) and which hardware
+    sensor each of the three records (0: disabled).
 
     A streaming frame carries 3 values when one or three channels are active
     (one channel: three consecutive samples of it) and 2 values when two are."""
 
     channels: tuple[str, ...]
-    sensor_numbers: tuple[int, int, int]
+    sensor_numbers: tuple[int, int, int] = field(default=(0, 0, 0))
+
+    def __post_init__(self) -> None:
+        if not self.channels:
+            raise ValueError("at least one channel must be enabled (channel_number > 0)")
+        if list(self.channels) != [c for c in CHANNELS if c in self.channels]:
+            raise ValueError(
+                f"channels must be distinct names out of {CHANNELS} in that order, "
+                f"got {self.channels}"
+            )
+        if self.sensor_numbers == (0, 0, 0):
+            # Channel k records sensor k unless told otherwise.
+            numbers = tuple(
+                index if name in self.channels else 0
+                for index, name in enumerate(CHANNELS, start=1)
+            )
+            object.__setattr__(self, "sensor_numbers", numbers)
 
     @classmethod
-    def from_numbers(cls, first: int, second: int, third: int) -> ChannelMapping:
+    def of(cls, channels: Iterable[str]) -> ChannelLayout:
+        return cls(tuple(channels))
+
+    @classmethod
+    def from_numbers(cls, first: int, second: int, third: int) -> ChannelLayout:
         numbers = (first, second, third)
-        active = tuple(name for name, number in zip(CHANNEL_NAMES, numbers, strict=True) if number)
+        active = tuple(name for name, number in zip(CHANNELS, numbers, strict=True) if number)
         if not active:
             raise ValueError("at least one channel must be enabled (channel_number > 0)")
         return cls(channels=active, sensor_numbers=numbers)
 
     @property
-    def active(self) -> ActiveChannels:
-        """The active channels as the converter and the file writer see them."""
-        return ActiveChannels(self.channels)
+    def single(self) -> bool:
+        return len(self.channels) == 1
 
     @property
     def values_per_frame(self) -> int:
-        return self.active.values_per_frame
+        """3 for one or three active channels, 2 for two."""
+        return 2 if len(self.channels) == 2 else 3
 
     @property
     def samples_per_frame(self) -> int:
-        """Samples of each active channel in one frame."""
-        return self.active.rows_per_frame
+        """Samples of each active channel in one frame (= file rows per frame)."""
+        return 3 if self.single else 1
 
     def frame_rate(self, sample_rate: float) -> float:
         """Frames per second for an ADC sample rate (all channels together)."""
@@ -67,6 +90,3 @@ class ChannelMapping:
         return any(
             number not in (0, index) for index, number in enumerate(self.sensor_numbers, start=1)
         )
-
-    def column(self, channel: str) -> str:
-        return COLUMN_NAMES[channel]

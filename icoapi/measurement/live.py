@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from icoapi.core.websocket import ClientGroup
-from icoapi.measurement.conversion import CHANNELS as CHANNEL_NAMES
+from icoapi.measurement.frames import FrameBatch
+from icoapi.measurement.layout import CHANNELS as CHANNEL_NAMES
+from icoapi.measurement.layout import ChannelLayout
 
 # A message that waits longer than this many seconds of data for its clients
 # is dropped instead of growing without bound (the encoder fell behind).
@@ -30,18 +32,35 @@ def _number(value: float) -> str:
 class LiveStream:
     """Batches stream entries and publishes them to a group of WebSocket clients."""
 
-    def __init__(self, clients: ClientGroup, update_rate: float) -> None:
+    def __init__(self, clients: ClientGroup, update_rate: float, layout: ChannelLayout) -> None:
         self.clients = clients
+        self.layout = layout
         self.interval = 1.0 / update_rate
         self._pending: list[str] = []
         self._pending_entries = 0
         self._last_sent = time.monotonic()
         self.messages_sent = 0
-        self.entries_dropped = 0
 
     @property
     def active(self) -> bool:
         return len(self.clients) > 0
+
+    def add_batch(self, batch: FrameBatch) -> None:
+        """Queue every sample of a batch, each with its own timestamp."""
+        if not self.active:
+            return
+        channels = self.layout.channels
+        if self.layout.single:
+            # Three samples of one channel per frame.
+            per_frame = self.layout.samples_per_frame
+            self.add_samples(
+                channels,
+                batch.sample_times.reshape(-1),
+                batch.values.reshape(-1, 1),
+                np.repeat(batch.counters, per_frame),
+            )
+        else:
+            self.add_samples(channels, batch.frame_times, batch.values, batch.counters)
 
     def add_samples(
         self,
@@ -55,7 +74,6 @@ class LiveStream:
         if not self.active:
             return
         if self._pending_entries > MAX_PENDING_ENTRIES:
-            self.entries_dropped += len(timestamps)
             return
         slots = [channel if channel in channels else None for channel in CHANNEL_NAMES]
         columns = [values[:, channels.index(slot)].tolist() if slot else None for slot in slots]
@@ -76,15 +94,17 @@ class LiveStream:
         self.flush_if_due()
 
     def add_dataloss(self, dataloss: float, timestamp: float | None = None) -> None:
-        """Queue a data-loss entry (fraction 0–1 of frames lost)."""
+        """Send a data-loss entry (fraction 0–1 of frames lost) as its own
+        one-element message, after the samples it covers (interface §3.2)."""
+        self.flush()
         if not self.active:
             return
         ts = "null" if timestamp is None else f"{timestamp:.6f}"
-        self._pending.append(
-            f'{{"timestamp":{ts},"first":null,"second":null,"third":null,"ift":null,'
-            f'"counter":null,"dataloss":{dataloss:.6g}}}'
+        self.clients.broadcast(
+            f'[{{"timestamp":{ts},"first":null,"second":null,"third":null,"ift":null,'
+            f'"counter":null,"dataloss":{dataloss:.6g}}}]'
         )
-        self._pending_entries += 1
+        self.messages_sent += 1
 
     def flush_if_due(self) -> None:
         if time.monotonic() - self._last_sent >= self.interval:

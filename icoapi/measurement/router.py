@@ -6,6 +6,7 @@ from fastapi import APIRouter, WebSocket
 
 from icoapi.core.errors import error_responses
 from icoapi.core.websocket import receive_until_disconnect
+from icoapi.hdf5.metadata import MetadataTooLargeError
 from icoapi.measurement.deps import MeasurementDep
 from icoapi.measurement.errors import (
     IncorrectStateError,
@@ -36,6 +37,7 @@ router = APIRouter(prefix="/measurement", tags=["Measurement"])
         PostMetaPendingError,
         UnsupportedFeatureError,
         InvalidInstructionsError,
+        MetadataTooLargeError,
         CanNoResponseError,
         CanLinkUnavailableError,
     ),
@@ -57,9 +59,10 @@ async def stop_measurement(measurement: MeasurementDep) -> None:
     await measurement.stop()
 
 
-@router.post("/post_meta", response_model=None)
+@router.post("/post_meta", response_model=None, responses=error_responses(MetadataTooLargeError))
 async def post_measurement_metadata(measurement: MeasurementDep, metadata: Metadata) -> None:
-    """Metadata for the measurement that waits for it (``wait_for_post_meta``)."""
+    """Metadata for the measurement that waits for it (``wait_for_post_meta``);
+    at most 8 MiB of JSON (413 above)."""
     measurement.post_meta(metadata)
 
 

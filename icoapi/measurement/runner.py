@@ -1,9 +1,10 @@
 """One measurement, from the opened data stream to the closed file.
 
-The run reads icotronic's stream buffer in batches on the event loop (the buffer
-is filled there by python-can's notifier), converts each batch with numpy, hands
-it to the HDF5 writer thread and to the live stream, and never waits for either:
-the writer has a bounded queue and WebSocket clients have their own queues.
+The run reads the device's frames in batches on the event loop (through the
+:class:`~icoapi.system.stream.DataStream` that ``ICOSystem`` opened), turns each
+batch into a :class:`~icoapi.measurement.frames.FrameBatch` once, and hands that
+to the HDF5 writer thread and to the live stream without waiting for either: the
+writer has a bounded queue and WebSocket clients have their own queues.
 """
 
 from __future__ import annotations
@@ -14,14 +15,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
-import tables
-from icotronic.can.node.sensor import SensorNode
-from icotronic.can.streaming import StreamingData
 
 from icoapi.core.events import (
     EventBus,
@@ -31,16 +27,19 @@ from icoapi.core.events import (
     PostMetaRequested,
 )
 from icoapi.core.tasks import run_blocking
+from icoapi.hdf5.layout import describe_error
+from icoapi.hdf5.metadata import append_metadata
+from icoapi.hdf5.writer import MeasurementWriter
 from icoapi.measurement.conversion import SampleConverter
+from icoapi.measurement.frames import FrameAssembler, FrameBatch
 from icoapi.measurement.ift import IFT_MAX_POINTS, compute_ift
-from icoapi.measurement.layout import ChannelMapping
+from icoapi.measurement.layout import ChannelLayout
 from icoapi.measurement.live import LiveStream
-from icoapi.measurement.metadata import write_metadata
 from icoapi.measurement.post_meta import PostMetaWait
 from icoapi.measurement.schemas import MeasurementInstructions, Metadata
-from icoapi.measurement.storage import HDF5_LOCK, MeasurementWriter
 from icoapi.system.schemas import ADCSettings
 from icoapi.system.service import ICOSystem
+from icoapi.system.stream import DataStream
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +50,13 @@ MAX_BATCH_FRAMES = 4096
 DATALOSS_INTERVAL = 1.0
 # Seconds between hand-overs of converted data to the file writer thread.
 WRITE_INTERVAL = 0.1
+# Longest time stopping the stream (with verification and retries) may take.
+STOP_STREAM_TIMEOUT = 12.0
+# The rate the frame timestamps show may differ this much from the stated one
+# (clock jitter) before the file's status reports a mismatch.
+RATE_TOLERANCE = 0.05
+# Seconds of data needed before the rate is cross-checked.
+RATE_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -58,7 +64,7 @@ class RunPlan:
     """Everything a run needs, settled before the stream opens."""
 
     instructions: MeasurementInstructions
-    layout: ChannelMapping
+    layout: ChannelLayout
     adc: ADCSettings
     converter: SampleConverter
     path: Path
@@ -92,7 +98,11 @@ class RunResult:
     error: BaseException | None = None
     frames: int = 0
     dataloss: float = 0.0
-    first_sample_epoch: float | None = None
+    problems: list[str] | None = None
+
+    def add_problem(self, problem: str) -> None:
+        """Something the file's status must report (the data is still there)."""
+        self.problems = [*(self.problems or []), problem]
 
 
 class MeasurementRun:
@@ -102,7 +112,6 @@ class MeasurementRun:
         self,
         plan: RunPlan,
         system: ICOSystem,
-        sensor: SensorNode,
         writer: MeasurementWriter,
         live: LiveStream,
         events: EventBus,
@@ -111,22 +120,20 @@ class MeasurementRun:
     ) -> None:
         self.plan = plan
         self.system = system
-        self.sensor = sensor
         self.writer = writer
         self.live = live
         self.events = events
         self.post_meta_timeout = post_meta_timeout
         self.on_stream_closed = on_stream_closed
         self.stop_requested = asyncio.Event()
-        self.stream_closed = asyncio.Event()
         self.file_closed = asyncio.Event()
         self.post_meta = PostMetaWait(plan.name, plan.path.name, post_meta_timeout)
+        self.frames = FrameAssembler(plan.layout, plan.converter, plan.adc.sample_rate)
         self.total = LossCounter()
         self.period = LossCounter()
         self.result = RunResult()
-        self._t0: float | None = None
-        self._last_timestamp = 0.0
-        self._unwritten: list[tuple[Any, Any, Any]] = []
+        self._start_time_written = False
+        self._unwritten: list[FrameBatch] = []
         self._unwritten_frames = 0
         self._last_handover = time.monotonic()
 
@@ -146,29 +153,31 @@ class MeasurementRun:
 
     async def run(self) -> RunResult:
         try:
-            await self._acquire()
-            await self._finish_file()
-            await self.on_stream_closed()
-            await self._send_ift()
+            try:
+                await self._acquire()
+                await self._finish_file()
+                await self.on_stream_closed()
+                await self._send_ift()
+            finally:
+                # Whatever happened above, every client learns the measurement ended
+                # (after every sample the file got).
+                self.live.close()
+                self.file_closed.set()
+            if self.plan.instructions.wait_for_post_meta:
+                await self._wait_for_post_meta()
         finally:
-            # Whatever happened above, every client learns the measurement ended.
-            self.live.close()
-            self.stream_closed.set()
-            self.file_closed.set()
-        if self.plan.instructions.wait_for_post_meta:
-            await self._wait_for_post_meta()
-        self.events.publish(MeasurementFileFinished(self.plan.path, self.result.status))
+            if self.plan.path.exists():
+                self.events.publish(MeasurementFileFinished(self.plan.path, self.result.status))
         return self.result
 
     async def _acquire(self) -> None:
         layout = self.plan.layout
-        stream_cm = self.sensor.open_data_stream(
-            layout.streaming_configuration(), timeout=STREAM_TIMEOUT
-        )
-        stream = None
+        stream: DataStream | None = None
         ticker = asyncio.create_task(self._report_dataloss(), name="dataloss-ticker")
         try:
-            stream = await self.system.call(stream_cm.__aenter__)
+            stream = await self.system.open_data_stream(
+                layout.streaming_configuration(), self.frames.frame_rate, STREAM_TIMEOUT
+            )
             logger.info("Measurement %s streaming", self.plan.name)
             await self._consume(stream)
         except Exception as error:
@@ -186,102 +195,79 @@ class MeasurementRun:
                 self._hand_over_to_file()
             except Exception as error:
                 logger.error("Could not hand the last data to the file: %s", error)
+                self.result.add_problem(f"last data not written: {error}")
             if stream is not None:
-                await self._stop_stream(stream_cm, stream)
+                await self._stop_stream(stream)
         self.result.dataloss = self.total.dataloss
         self.result.frames = self.total.retrieved
+        for problem in self.writer.problems:  # e.g. metadata the file could not take
+            self.result.add_problem(problem)
+        self._check_rate()
         if self.stop_requested.is_set() and self.result.error is None:
             self.result.status = "stopped"
-        self.live.add_dataloss(self.total.dataloss, self._last_timestamp)
+        if self.result.problems and not self.result.status.startswith("error"):
+            self.result.status = f"error: {'; '.join(self.result.problems)}"
+        self.live.flush()
+        self.live.add_dataloss(self.total.dataloss, self.frames.last_time)
         failure = self.result.error
         if failure is not None:
             self.live.send_object(
                 {"error": True, "type": type(failure).__name__, "message": str(failure)}
             )
-        self.live.flush()
-
-    async def _stop_stream(self, stream_cm: Any, stream: Any) -> None:
-        """Stop streaming on the device. After an error one short attempt only:
-        the link is probably gone, and the library's own exit would retry for
-        about 10 s (and hide the original error)."""
-        failed = self.result.error is not None
-        try:
-            if not failed:
-                await self.system.call(lambda: stream_cm.__aexit__(None, None, None))
-                return
-            stream.stop()
-            self.sensor.spu.notifier.remove_listener(stream)
-            await self.system.call(
-                lambda: self.sensor.stop_streaming_data(retries=1, ignore_errors=True),
-                timeout=3,
+        elif self.result.problems:
+            self.live.send_object(
+                {"error": True, "type": "MeasurementProblem", "message": self.result.status}
             )
-        except Exception as error:
-            logger.warning("Could not stop the data stream cleanly: %s", error)
+
+    async def _stop_stream(self, stream: DataStream) -> None:
+        failed = self.result.error is not None
+        report = await stream.stop(after_error=failed, timeout=STOP_STREAM_TIMEOUT)
+        if not report.stopped:
+            logger.error("Measurement %s: %s", self.plan.name, report.detail)
             if not failed:
-                self.result.error = error
-                self.result.status = f"error: {type(error).__name__}: {error}"
+                self.result.add_problem(report.detail)
+        elif report.detail:
+            logger.warning("Measurement %s stream stopped after: %s", self.plan.name, report.detail)
 
-    async def _next_batch(self, stream: Any) -> list[tuple[StreamingData, int]]:
-        # ``__anext__`` keeps the library's timeout and buffer checks; what else
-        # is already queued is taken in the same batch.
-        batch = [await stream.__anext__()]
-        queue = stream.queue
-        while not queue.empty() and len(batch) < MAX_BATCH_FRAMES:
-            batch.append(queue.get_nowait())
-        return batch
+    def _check_rate(self) -> None:
+        """The rate the file states must be the rate the data arrived at."""
+        measured = self.frames.measured_frame_rate
+        if measured is None or self.frames.last_time < RATE_CHECK_SECONDS:
+            return
+        stated = self.frames.frame_rate
+        if abs(measured / stated - 1) > RATE_TOLERANCE:
+            layout = self.plan.layout
+            self.result.add_problem(
+                f"sample rate mismatch: the file states {self.plan.adc.sample_rate:.1f} Hz, "
+                f"the frame timestamps show "
+                f"{measured * layout.values_per_frame:.1f} Hz"
+            )
 
-    async def _consume(self, stream: Any) -> None:
-        plan = self.plan
-        layout = plan.layout
-        limit = plan.instructions.time
-        channel_rate = plan.channel_rate
-        # Offsets of the samples inside a frame, as the file stores them: the
-        # first at the frame's timestamp, the next ones 1/rate apart.
-        offsets = np.arange(layout.samples_per_frame) / channel_rate
-        active = layout.active
+    async def _consume(self, stream: DataStream) -> None:
+        limit = self.plan.instructions.time
         while not self.stop_requested.is_set():
-            batch = await self._next_batch(stream)
-            count = len(batch)
-            counters = np.fromiter((item[0].counter for item in batch), np.uint8, count)
-            stamps = np.fromiter((item[0].timestamp for item in batch), np.float64, count)
-            lost = sum(item[1] for item in batch)
-            raw = np.array([item[0].values for item in batch], dtype=np.uint16)
-            if self._t0 is None:
-                self._t0 = float(stamps[0])
-                self.result.first_sample_epoch = self._t0
-                self.writer.set_attributes(
-                    Start_Time=datetime.fromtimestamp(self._t0).isoformat(),
-                    first_sample_epoch=self._t0,
-                )
-            relative = stamps - self._t0
+            batch = self.frames.assemble(await stream.read(MAX_BATCH_FRAMES))
+            if not self._start_time_written and self.frames.start_time is not None:
+                self.writer.set_attributes(Start_Time=self.frames.start_time)
+                self._start_time_written = True
             reached_limit = False
-            if limit is not None and relative[-1] >= limit:
-                keep = int(np.searchsorted(relative, limit, side="right"))
-                counters, relative, raw = counters[:keep], relative[:keep], raw[:keep]
+            if limit is not None and batch.frame_times[-1] >= limit:
+                keep = int(np.searchsorted(batch.frame_times, limit, side="right"))
+                batch = batch.head(keep)
                 reached_limit = True
-            if len(relative):
-                values = plan.converter.convert(raw, active)
-                self._queue_for_file(counters, relative, values)
-                self.total.add(lost, len(relative))
-                self.period.add(lost, len(relative))
-                self._last_timestamp = float(relative[-1])
-                if self.live.active:
-                    self._publish(relative, values, counters, offsets)
+            if len(batch):
+                self._queue_for_file(batch)
+                self.live.add_batch(batch)
             if self.writer.error is not None:
                 raise self.writer.error
             if reached_limit:
                 break
 
-    def _queue_for_file(
-        self,
-        counters: np.ndarray[Any, Any],
-        relative: np.ndarray[Any, Any],
-        values: np.ndarray[Any, Any],
-    ) -> None:
+    def _queue_for_file(self, batch: FrameBatch) -> None:
         # Batches go to the writer thread a few times a second rather than with
         # every burst of frames: fewer thread wake-ups, same data.
-        self._unwritten.append((counters, relative, values))
-        self._unwritten_frames += len(counters)
+        self._unwritten.append(batch)
+        self._unwritten_frames += len(batch)
         now = time.monotonic()
         if now - self._last_handover >= WRITE_INTERVAL or self._unwritten_frames >= 8192:
             self._hand_over_to_file()
@@ -290,42 +276,26 @@ class MeasurementRun:
         self._last_handover = time.monotonic()
         if not self._unwritten:
             return
-        parts = self._unwritten
+        batch = self.frames.merge(self._unwritten)
         self._unwritten = []
         self._unwritten_frames = 0
+        self.total.add(batch.lost, len(batch))
+        self.period.add(batch.lost, len(batch))
         self.writer.append(
-            np.concatenate([part[0] for part in parts]),
-            np.concatenate([part[1] for part in parts]),
-            np.concatenate([part[2] for part in parts]),
+            batch.counters,
+            batch.frame_times,
+            batch.values,
+            lost=batch.lost,
+            sample_times_s=batch.sample_times,
         )
-
-    def _publish(
-        self,
-        relative: np.ndarray[Any, Any],
-        values: np.ndarray[Any, Any],
-        counters: np.ndarray[Any, Any],
-        offsets: np.ndarray[Any, Any],
-    ) -> None:
-        channels = self.plan.layout.channels
-        if len(channels) == 1:
-            # Three samples of one channel per frame: every sample is streamed
-            # with its own timestamp.
-            timestamps = (relative[:, None] + offsets[None, :]).reshape(-1)
-            samples = values.reshape(-1, 1)
-            counters = np.repeat(counters, 3)
-        else:
-            timestamps = relative
-            samples = values
-        self.live.add_samples(channels, timestamps, samples, counters)
 
     async def _report_dataloss(self) -> None:
         """Tell clients the loss since the last report, once a second by clock."""
         while True:
             await asyncio.sleep(DATALOSS_INTERVAL)
             if self.period.retrieved or self.period.lost:
-                self.live.add_dataloss(self.period.dataloss, self._last_timestamp)
+                self.live.add_dataloss(self.period.dataloss, self.frames.last_time)
                 self.period = LossCounter()
-                self.live.flush()
 
     async def _finish_file(self) -> None:
         final = {
@@ -340,6 +310,12 @@ class MeasurementRun:
             logger.error("Could not close measurement file %s: %s", self.plan.path, error)
             if self.result.error is None:
                 self.result.error = error
+        if self.writer.error is not None and self.result.error is None:
+            self.result.error = self.writer.error
+            self.result.status = f"error: {describe_error(self.writer.error)}"
+        elif self.writer.problems and not self.result.status.startswith("error"):
+            # problems that came up while the file was closed
+            self.result.status = f"error: {'; '.join(self.writer.problems)}"
         logger.info(
             "Measurement %s finished (%s): %d frames, data loss %.2f %%, file %s",
             self.plan.name,
@@ -353,13 +329,12 @@ class MeasurementRun:
         instructions = self.plan.instructions
         if not instructions.ift_requested or self.result.frames == 0:
             return
-        column = self.plan.layout.column(instructions.ift_channel)
         started = time.monotonic()
         try:
             points = await run_blocking(
                 compute_ift,
                 self.plan.path,
-                column,
+                instructions.ift_channel,
                 self.plan.channel_rate,
                 instructions.ift_window_width / 1000,
                 IFT_MAX_POINTS,
@@ -402,9 +377,3 @@ class MeasurementRun:
             logger.error("Could not write post-measurement metadata: %s", error)
             return
         logger.info("Post-measurement metadata written to %s", self.plan.path.name)
-
-
-def append_metadata(path: Path, prefix: Literal["pre", "post"], metadata: dict[str, Any]) -> None:
-    """Add metadata to a closed measurement file."""
-    with HDF5_LOCK, tables.open_file(str(path), "a") as h5file:
-        write_metadata(h5file, prefix, metadata)

@@ -18,14 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from icotronic.can.node.sensor import SensorNode
-
-from icoapi import __version__
 from icoapi.core.events import EventBus, MeasurementChanged
 from icoapi.core.paths import AppPaths
 from icoapi.core.settings import Settings
 from icoapi.core.tasks import TaskRegistry, run_blocking
 from icoapi.core.websocket import ClientGroup
+from icoapi.hdf5.layout import SensorRow, describe_error
+from icoapi.hdf5.metadata import check_metadata_size
+from icoapi.hdf5.writer import MeasurementWriter
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.errors import (
     IncorrectStateError,
@@ -35,7 +35,7 @@ from icoapi.measurement.errors import (
     PostMetaPendingError,
 )
 from icoapi.measurement.ift import MAX_WINDOW_S, MIN_WINDOW_S
-from icoapi.measurement.layout import ChannelMapping
+from icoapi.measurement.layout import ChannelLayout
 from icoapi.measurement.live import LiveStream
 from icoapi.measurement.runner import MeasurementRun, RunPlan
 from icoapi.measurement.schemas import (
@@ -44,29 +44,41 @@ from icoapi.measurement.schemas import (
     MeasurementStatus,
     Metadata,
 )
-from icoapi.measurement.storage import MeasurementWriter, SensorRow, describe_error
 from icoapi.sensors.schemas import Sensor
 from icoapi.sensors.service import SensorCatalog
-from icoapi.system.schemas import ADCSettings
-from icoapi.system.service import ICOSystem, adc_settings
+from icoapi.system.schemas import ACQUISITION_TIMES, OVERSAMPLING_RATES
+from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
 
-STOP_TIMEOUT = 15.0
-UMLAUTS = str.maketrans(
-    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
-)
+# Stopping waits for the stream stop (with its verification and retries) and
+# for the file to close.
+STOP_TIMEOUT = 25.0
+# Seconds a shutdown waits for stream clients to receive the tail of the data.
+CLIENT_DRAIN_TIMEOUT = 5.0
+# ADC values the device encodes as byte 0, which reads back as "unset" (the
+# library's defaults 8 and 64): the device would not run at the rate requested.
+UNENCODABLE_ACQUISITION_TIMES = (1,)
+UNENCODABLE_OVERSAMPLING_RATES = (1,)
+# Characters that some file system (Windows, macOS, Linux) or the files API's
+# name check (``%2f`` and the like) refuses; everything else of a name is kept.
+UNSAFE_NAME_CHARACTERS = re.compile(r'[<>:"/\\|?*%\x00-\x1f\x7f]+')
+MAX_NAME_BYTES = 160
 
 
 def file_stem(name: str | None, now: datetime) -> str:
-    """``<name>__YYYY-MM-DD_HH-MM-SS``, with only characters that are safe in a
-    URL path and on every file system."""
+    """``<name>__YYYY-MM-DD_HH-MM-SS``: the user's name with its spaces and
+    non-ASCII letters, only characters no file system takes replaced by ``_``."""
     stamp = now.strftime("%Y-%m-%d_%H-%M-%S")
     if not name:
         return stamp
-    text = unicodedata.normalize("NFKD", name.translate(UMLAUTS))
-    text = text.encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:80]
+    text = UNSAFE_NAME_CHARACTERS.sub("_", unicodedata.normalize("NFC", name))
+    # ".." is refused by the files API (it looks like a path step).
+    text = re.sub(r"\.{2,}", ".", text)
+    # Windows drops trailing dots and spaces; a leading dot hides a file.
+    text = text.strip(" .")
+    encoded = text.encode("utf-8")[:MAX_NAME_BYTES]
+    text = encoded.decode("utf-8", errors="ignore").strip(" .")
     return f"{text}__{stamp}" if text else stamp
 
 
@@ -126,7 +138,6 @@ class MeasurementService:
         self.tasks = tasks
         self.stream_clients = ClientGroup(queue_size=256, max_stalled=600)
         self._active: ActiveMeasurement | None = None
-        self._starting = False
         self._lock = asyncio.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -145,10 +156,6 @@ class MeasurementService:
     def files_in_use(self) -> set[str]:
         active = self._active
         return {active.run.plan.path.name} if active is not None else set()
-
-    @property
-    def current_run(self) -> MeasurementRun | None:
-        return self._active.run if self._active else None
 
     # -- start ------------------------------------------------------------------------
 
@@ -169,11 +176,12 @@ class MeasurementService:
                 )
             layout, sensors = self._check_instructions(instructions)
             stack = AsyncExitStack()
+            writer: MeasurementWriter | None = None
             try:
-                sensor = await stack.enter_async_context(
+                await stack.enter_async_context(
                     self.system.measurement_lease(instructions.mac_address)
                 )
-                plan = await self._prepare(instructions, layout, sensors, sensor)
+                plan = await self._prepare(instructions, layout, sensors)
                 writer = MeasurementWriter(
                     plan.path,
                     channels=list(layout.channels),
@@ -192,7 +200,10 @@ class MeasurementService:
                     )
                 if instructions.meta is not None:
                     writer.write_metadata("pre", instructions.meta.model_dump())
-            except BaseException:
+            except BaseException as error:
+                if writer is not None:
+                    # The file was created: it says why it holds no data.
+                    await writer.aclose({"measurement_status": f"error: {describe_error(error)}"})
                 await stack.aclose()
                 raise
             status = MeasurementStatus(
@@ -202,11 +213,10 @@ class MeasurementService:
                 tool_name=plan.tool_name,
                 instructions=instructions,
             )
-            live = LiveStream(self.stream_clients, self.settings.WEBSOCKET_UPDATE_RATE)
+            live = LiveStream(self.stream_clients, self.settings.WEBSOCKET_UPDATE_RATE, layout)
             run = MeasurementRun(
                 plan,
                 self.system,
-                sensor,
                 writer,
                 live,
                 self.events,
@@ -230,9 +240,11 @@ class MeasurementService:
 
     def _check_instructions(
         self, instructions: MeasurementInstructions
-    ) -> tuple[ChannelMapping, list[Sensor]]:
+    ) -> tuple[ChannelLayout, list[Sensor]]:
+        """Everything about the instructions that can be refused is refused here,
+        before the device or the disk is touched."""
         try:
-            layout = ChannelMapping.from_numbers(
+            layout = ChannelLayout.from_numbers(
                 instructions.first.channel_number,
                 instructions.second.channel_number,
                 instructions.third.channel_number,
@@ -241,6 +253,23 @@ class MeasurementService:
             raise InvalidInstructionsError(f"Invalid channels: {error}.") from error
         if instructions.adc is None:
             raise InvalidInstructionsError("Invalid ADC configuration.")
+        adc = instructions.adc
+        if adc.acquisition_time in UNENCODABLE_ACQUISITION_TIMES:
+            allowed = [v for v in ACQUISITION_TIMES if v not in UNENCODABLE_ACQUISITION_TIMES]
+            raise InvalidInstructionsError(
+                f"adc.acquisition_time {adc.acquisition_time} is not supported for "
+                f"measurements (the device cannot apply it); allowed: "
+                f"{', '.join(map(str, allowed))}."
+            )
+        if adc.oversampling_rate in UNENCODABLE_OVERSAMPLING_RATES:
+            allowed = [v for v in OVERSAMPLING_RATES if v not in UNENCODABLE_OVERSAMPLING_RATES]
+            raise InvalidInstructionsError(
+                f"adc.oversampling_rate {adc.oversampling_rate} is not supported for "
+                f"measurements (the device cannot apply it); allowed: "
+                f"{', '.join(map(str, allowed))}."
+            )
+        if instructions.meta is not None:
+            check_metadata_size(instructions.meta.model_dump())
         if instructions.ift_requested:
             if instructions.ift_channel not in layout.channels:
                 raise InvalidInstructionsError(
@@ -268,26 +297,18 @@ class MeasurementService:
     async def _prepare(
         self,
         instructions: MeasurementInstructions,
-        layout: ChannelMapping,
+        layout: ChannelLayout,
         sensors: list[Sensor],
-        sensor: SensorNode,
     ) -> RunPlan:
         assert instructions.adc is not None
-        requested = instructions.adc.with_defaults()
-        await self.system.call(lambda: sensor.set_adc_configuration(**requested.model_dump()))
-        if layout.needs_channel_mapping:
-            await self.system.call(
-                lambda: sensor.set_sensor_configuration(layout.sensor_configuration())
-            )
         # Convert with what the device really uses, not with what was asked for.
-        adc: ADCSettings = adc_settings(await self.system.call(sensor.get_adc_configuration))
-        try:
-            tool_name = await self.system.call(sensor.get_name)
-        except Exception:
-            tool_name = "noname"
+        adc, tool_name = await self.system.configure_measurement(
+            instructions.adc.with_defaults(),
+            layout.sensor_configuration() if layout.needs_channel_mapping else None,
+        )
         now = datetime.now()
         path = unique_path(self.paths.measurements, file_stem(instructions.name, now))
-        converter = SampleConverter.for_channels(
+        converter = SampleConverter(
             adc.reference_voltage,
             [(sensor_def.scaling_factor, sensor_def.offset) for sensor_def in sensors],
         )
@@ -305,26 +326,17 @@ class MeasurementService:
     def _file_attributes(
         self, plan: RunPlan, instructions: MeasurementInstructions
     ) -> dict[str, Any]:
-        channel_sensors = {
-            channel: {
-                "channel_number": getattr(instructions, channel).channel_number,
-                "sensor_id": getattr(instructions, channel).sensor_id,
-            }
-            for channel in plan.layout.channels
-        }
+        """The measurement's own attributes (the writer adds the layout's)."""
         return {
-            "conversion": "true",
             "adc_reference_voltage": str(plan.adc.reference_voltage),
             "adc_prescaler": plan.adc.prescaler,
             "adc_acquisition_time": plan.adc.acquisition_time,
             "adc_oversampling_rate": plan.adc.oversampling_rate,
             "sample_rate": plan.adc.sample_rate,
             "channel_sample_rate": plan.channel_rate,
-            "channel_sensors": channel_sensors,
             "sensor_device_name": plan.tool_name,
             "sensor_device_mac": instructions.mac_address,
             "measurement_name": instructions.name or "",
-            "icoapi_version": __version__,
         }
 
     # -- run lifecycle ----------------------------------------------------------------
@@ -336,6 +348,8 @@ class MeasurementService:
             if result.error is not None:
                 self.last_error = f"{type(result.error).__name__}: {result.error}"
                 await self._recover_link()
+            elif result.status.startswith("error"):
+                self.last_error = result.status
         finally:
             # The lease ends here at the latest (the stream callback ends it earlier).
             with contextlib.suppress(Exception):
@@ -387,7 +401,10 @@ class MeasurementService:
 
     def post_meta(self, metadata: Metadata) -> bool:
         """Hand post-measurement metadata to the measurement waiting for it.
-        Returns False if none is waiting (the metadata is then dropped)."""
+        Returns False if none is waiting (the metadata is then dropped).
+
+        :raises MetadataTooLargeError: over the metadata size limit."""
+        check_metadata_size(metadata.model_dump())
         active = self._active
         if active is None or not active.status.instructions:
             return False
@@ -401,6 +418,7 @@ class MeasurementService:
         if active is None:
             return
         logger.info("Stopping measurement %s for shutdown", active.status.name)
+        clients = list(self.stream_clients.clients)
         active.run.request_stop()
         # Unblock a post-meta wait: the file is already closed, the metadata is lost.
         active.run.provide_post_meta(None)
@@ -412,6 +430,8 @@ class MeasurementService:
                 active.task.cancel()
                 with contextlib.suppress(BaseException):
                     await active.task
+        # Stream clients receive the tail of the data before the server closes them.
+        await asyncio.gather(*(client.wait_closed(CLIENT_DRAIN_TIMEOUT) for client in clients))
 
     async def wait_idle(self, timeout: float | None = None) -> None:
         async with asyncio.timeout(timeout):

@@ -34,6 +34,9 @@ from icotronic.can.error import (
 )
 from icotronic.can.node.sensor import SensorNode
 from icotronic.can.node.stu import STU, AsyncSensorNodeManager
+from icotronic.can.sensor import SensorConfiguration
+from icotronic.can.streaming import StreamingConfiguration
+from icotronic.can.streaming.buffer import AsyncStreamBuffer
 from netaddr import EUI
 
 from icoapi.core.events import EventBus, SystemChanged
@@ -58,6 +61,7 @@ from icoapi.system.schemas import (
     SystemSnapshot,
     normalize_mac,
 )
+from icoapi.system.stream import DataStream
 from icoapi.system.timeouts import AttemptLimitedSPU, HardwareTimeouts
 
 if TYPE_CHECKING:
@@ -496,6 +500,43 @@ class ICOSystem:
             # The state may have changed meanwhile (link lost during the run).
             if self.measuring:
                 self._set_state(LinkState.SENSOR_CONNECTED)
+
+    async def configure_measurement(
+        self, adc: ADCSettings, sensor_configuration: SensorConfiguration | None
+    ) -> tuple[ADCSettings, str]:
+        """For the lease holder: apply the ADC settings (and the channel-to-sensor
+        mapping if given); return the settings the device reports back and its name."""
+        async with self._exclusive(LinkState.MEASURING) as _:
+            sensor = self._sensor
+            assert sensor is not None
+            await sensor.set_adc_configuration(**adc.model_dump())
+            if sensor_configuration is not None:
+                await sensor.set_sensor_configuration(sensor_configuration)
+            applied = adc_settings(await sensor.get_adc_configuration())
+            try:
+                name = str(await sensor.get_name())
+            except (NoResponseError, ErrorResponseError):
+                name = "noname"
+        return applied, name
+
+    async def open_data_stream(
+        self, channels: StreamingConfiguration, frame_rate: float, timeout: float
+    ) -> DataStream:
+        """For the lease holder: start streaming ``channels``. ``timeout`` is the
+        longest silence between two frames before reading fails."""
+        async with self._exclusive(LinkState.MEASURING) as _:
+            sensor = self._sensor
+            assert sensor is not None
+            # More than three seconds of frames waiting means the reader fell behind.
+            buffer = AsyncStreamBuffer(timeout, max_buffer_size=max(round(3 * frame_rate), 256))
+            sensor.spu.notifier.add_listener(buffer)
+            stream = DataStream(sensor, buffer, self._lock, frame_rate)
+            try:
+                await sensor.start_streaming_data(channels)
+            except BaseException:
+                stream.close()
+                raise
+        return stream
 
     async def verify_device_link(self) -> bool:
         """After a stream failure: ask the STU whether the device is still there;

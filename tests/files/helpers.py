@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from icoapi.measurement.storage import MeasurementWriter, SensorRow
+from icoapi.hdf5.layout import SensorRow
+from icoapi.hdf5.writer import MeasurementWriter
 
 API = "/api/v1"
 FILE_NOT_FOUND = {"detail": "File not found. Check your measurement directory."}

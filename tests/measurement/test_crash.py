@@ -1,4 +1,5 @@
-"""A service killed with SIGKILL mid-measurement leaves a readable file."""
+"""A service killed with SIGKILL mid-measurement leaves a readable file, which the
+next start completes from its journal and marks interrupted."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import tables
 from websockets.sync.client import connect
 
+from icoapi.hdf5.journal import journal_path
 from tests.measurement.helpers import instructions
 from tests.support import free_port
 
@@ -38,6 +41,8 @@ def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
         "ICOAPI_DATA_DIR": str(tmp_path),
         "VITE_API_HOSTNAME": "127.0.0.1",
         "VITE_API_PORT": str(port),
+        # this checkout's icoapi, whatever the environment has installed
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "icoapi"],
@@ -77,3 +82,33 @@ def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
         assert h5file.root.sensors.nrows == 1
     assert rows >= 9524 * 1.0
     assert timestamps[-1] >= 1_000_000
+    assert journal_path(path).exists()
+
+    # The next start recovers the file before it serves anything.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "icoapi"],
+        env=environment,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_server(url, process)
+        with httpx.Client(base_url=f"{url}/api/v1", timeout=60) as http:
+            attributes = http.get(f"/files/analyze/meta/{path.name}").json()["acceleration"][
+                "attributes"
+            ]
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert not journal_path(path).exists()
+    assert attributes["measurement_status"] == "interrupted"
+    with tables.open_file(str(path), "r") as h5file:
+        table = h5file.root.acceleration
+        recovered_rows = table.nrows
+        counters = table.col("counter")
+    assert attributes["rows"] == recovered_rows >= rows
+    # every frame up to newest (2.5 s, sent before the kill) is in the file
+    assert recovered_rows >= 2.5 * 9524 * 0.95
+    frames = recovered_rows // 3
+    assert (counters[::3] == np.arange(frames) % 256).all()

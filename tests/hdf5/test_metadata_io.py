@@ -1,4 +1,4 @@
-"""Metadata and picture arrays in measurement files (icoapi.measurement.metadata)."""
+"""Metadata and picture arrays in measurement files (icoapi.hdf5.metadata)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 import tables
 
-from icoapi.measurement.metadata import (
+from icoapi.hdf5.metadata import (
+    MAX_METADATA_BYTES,
     AccelerationTableMissingError,
+    MetadataTooLargeError,
+    check_metadata_size,
     node_attributes,
+    read_metadata,
     read_pictures,
     write_metadata,
 )
@@ -108,3 +112,30 @@ def test_attributes_are_read_without_unpickling(h5: tables.File) -> None:
     assert attributes["number"] == 1.5
     assert attributes["nan"] is None
     assert attributes["CLASS"] == "TABLE"
+
+
+def test_metadata_of_any_size_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "big.hdf5"
+    big = {"version": "1", "profile": "p", "parameters": {"notes": "ä" * 600_000}}
+    with tables.open_file(path, mode="w") as h5file:
+        h5file.create_table("/", "acceleration", {"counter": tables.UInt8Col(pos=0)})
+        write_metadata(h5file, "pre", big)
+    with tables.open_file(path, mode="r") as h5file:  # plain PyTables reads it
+        assert json.loads(read_metadata(h5file, "pre") or "") == big
+        assert "pre_metadata" not in h5file.root.acceleration.attrs._v_attrnames
+        assert h5file.root.pre_metadata.attrs["content"] == "application/json"
+        assert read_pictures(h5file) == {"pre": {}, "post": {}}
+    small = {"version": "1", "profile": "p", "parameters": {"a": 1}}
+    with tables.open_file(path, mode="a") as h5file:
+        write_metadata(h5file, "pre", small)  # replaces the array with an attribute
+    with tables.open_file(path, mode="r") as h5file:
+        assert "/pre_metadata" not in h5file
+        assert json.loads(read_metadata(h5file, "pre") or "") == small
+        assert read_metadata(h5file, "post") is None
+
+
+def test_size_limit() -> None:
+    check_metadata_size({"parameters": {"a": "x" * (MAX_METADATA_BYTES - 100)}})
+    with pytest.raises(MetadataTooLargeError) as caught:
+        check_metadata_size({"parameters": {"a": "x" * MAX_METADATA_BYTES}})
+    assert caught.value.status_code == 413

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from icoapi.measurement.storage import MeasurementWriter
-from tests.storage.helpers import ADC_ATTRIBUTES, sensor_rows
+from icoapi.hdf5.writer import MeasurementWriter
+from tests.hdf5.helpers import ADC_ATTRIBUTES, sensor_rows
 
 
 @pytest.fixture

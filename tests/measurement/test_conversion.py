@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icoapi.measurement.conversion import ChannelLayout, SampleConverter, sensor_coefficients
-from tests.storage.helpers import ACC100G, PHOTO, TEMPERATURE, sensor_rows
+from icoapi.measurement.conversion import SampleConverter, sensor_coefficients
+from icoapi.measurement.layout import ChannelLayout
+from tests.hdf5.helpers import ACC100G, PHOTO, TEMPERATURE
 
 
 def coefficients(*sensors: dict[str, object]) -> list[tuple[float, float]]:
@@ -54,31 +55,20 @@ def test_convert_layouts(
     raw: list[list[int]],
     expected: list[list[float]],
 ) -> None:
-    converter = SampleConverter.for_channels(3.3, coefficients(*sensors))
+    converter = SampleConverter(3.3, coefficients(*sensors))
     result = converter.convert(np.array(raw, dtype=np.uint16), ChannelLayout.of(channels))
     assert result.dtype == np.float32
     np.testing.assert_allclose(result, np.array(expected), rtol=1e-5, atol=1e-4)
 
 
-def test_for_sensors_matches_for_channels() -> None:
-
-    rows = sensor_rows(["first", "second"])
-    raw = np.array([[1, 2], [60000, 30000]], dtype=np.uint16)
-    layout = ChannelLayout.of(["first", "second"])
-    np.testing.assert_array_equal(
-        SampleConverter.for_sensors(3.3, rows).convert(raw, layout),
-        SampleConverter.for_channels(3.3, coefficients(ACC100G, TEMPERATURE)).convert(raw, layout),
-    )
-
-
 def test_reference_voltage_scales() -> None:
-    converter = SampleConverter.for_channels(1.65, coefficients(PHOTO))
+    converter = SampleConverter(1.65, coefficients(PHOTO))
     result = converter.convert(np.array([[65535, 0, 0]], np.uint16), ChannelLayout.of(["first"]))
     np.testing.assert_allclose(result, [[0.5, 0, 0]], atol=1e-6)
 
 
 def test_large_batch_is_vectorized() -> None:
-    converter = SampleConverter.for_channels(3.3, coefficients(ACC100G, TEMPERATURE, PHOTO))
+    converter = SampleConverter(3.3, coefficients(ACC100G, TEMPERATURE, PHOTO))
     raw = np.full((100_000, 3), 65535, dtype=np.uint16)
     result = converter.convert(raw, ChannelLayout.of(["first", "second", "third"]))
     assert result.shape == (100_000, 3)
@@ -94,7 +84,7 @@ def test_large_batch_is_vectorized() -> None:
     ],
 )
 def test_shape_mismatch(channels: list[str], pairs: int, shape: tuple[int, ...]) -> None:
-    converter = SampleConverter.for_channels(3.3, [(1.0, 0.0)] * pairs)
+    converter = SampleConverter(3.3, [(1.0, 0.0)] * pairs)
     with pytest.raises(ValueError):
         converter.convert(np.zeros(shape, np.uint16), ChannelLayout.of(channels))
 
@@ -102,7 +92,7 @@ def test_shape_mismatch(channels: list[str], pairs: int, shape: tuple[int, ...])
 def test_layout_validation() -> None:
     assert ChannelLayout.of(["first"]).values_per_frame == 3
     assert ChannelLayout.of(["first", "third"]).values_per_frame == 2
-    assert ChannelLayout.of(["first", "second", "third"]).rows_per_frame == 1
+    assert ChannelLayout.of(["first", "second", "third"]).samples_per_frame == 1
     for bad in ([], ["second", "first"], ["fourth"], ["first", "first"]):
         with pytest.raises(ValueError):
             ChannelLayout.of(bad)

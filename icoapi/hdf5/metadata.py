@@ -3,7 +3,12 @@
 Layout (compatible with upstream ICOapi files):
 
 * attribute ``<prefix>_metadata`` on ``/acceleration``: JSON
-  ``{"version", "profile", "parameters"}``;
+  ``{"version", "profile", "parameters"}``. JSON larger than an HDF5 attribute
+  can hold (:data:`MAX_ATTRIBUTE_BYTES`) goes into the root array
+  ``/<prefix>_metadata`` instead (uint8, the UTF-8 JSON text, attribute
+  ``content = "application/json"``), and the attribute is removed;
+  :func:`read_metadata` reads either form. Metadata larger than
+  :data:`MAX_METADATA_BYTES` as JSON is refused (:class:`MetadataTooLargeError`);
 * pictures: a parameter whose key contains ``picture`` and whose value maps an
   index to a base64 string is stored as the root array ``/<prefix>__<key>`` (a
   1-D fixed-length byte-string array) and left out of the JSON. The array has the
@@ -21,18 +26,49 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import tables
 
+from icoapi.core.errors import IcoapiError
+from icoapi.hdf5.layout import HDF5_LOCK
+
 Prefix = Literal["pre", "post"]
+MAX_METADATA_BYTES = 8 * 1024 * 1024
+"""Largest metadata document (UTF-8 JSON, pictures included) a file takes."""
+MAX_ATTRIBUTE_BYTES = 60 * 1024
+"""Larger JSON goes into an array: HDF5 attributes hold at most 64 KiB."""
 PREFIXES: tuple[Prefix, ...] = ("pre", "post")
 ACCELERATION = "/acceleration"
 
 
 class AccelerationTableMissingError(LookupError):
     """The file has no ``/acceleration`` table to attach metadata to."""
+
+
+class MetadataTooLargeError(IcoapiError):
+    status_code = 413
+    default_detail = (
+        f"Metadata too large: at most {MAX_METADATA_BYTES // (1024 * 1024)} MiB "
+        "of JSON (pictures included)."
+    )
+
+
+def json_document(metadata: Any) -> Any:
+    """``metadata`` as plain JSON data."""
+    return json.loads(json.dumps(metadata, default=_json_default, ensure_ascii=False))
+
+
+def check_metadata_size(metadata: Any) -> None:
+    """:raises MetadataTooLargeError: if ``metadata`` as JSON exceeds the limit."""
+    size = len(json.dumps(metadata, default=_json_default, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise MetadataTooLargeError(
+            f"Metadata too large: {size} bytes of JSON, at most {MAX_METADATA_BYTES} "
+            "bytes (pictures included)."
+        )
 
 
 def _json_default(value: Any) -> Any:
@@ -97,9 +133,39 @@ def write_metadata(h5file: tables.File, prefix: Prefix, metadata: Mapping[str, A
         "parameters": parameters,
     }
     table = h5file.get_node(ACCELERATION)
-    table.attrs[f"{prefix}_metadata"] = json.dumps(
-        document, default=_json_default, ensure_ascii=False
+    name = f"{prefix}_metadata"
+    text = json.dumps(document, default=_json_default, ensure_ascii=False)
+    encoded = text.encode("utf-8")
+    if f"/{name}" in h5file:
+        h5file.remove_node("/", name)
+    if len(encoded) <= MAX_ATTRIBUTE_BYTES:
+        table.attrs[name] = text
+        return
+    if name in table.attrs._v_attrnames:
+        del table.attrs[name]
+    array = h5file.create_array(
+        "/",
+        name,
+        obj=np.frombuffer(encoded, dtype=np.uint8),
+        title=f"{prefix}-measurement metadata (JSON)",
     )
+    array.attrs["content"] = "application/json"
+
+
+def read_metadata(h5file: tables.File, prefix: Prefix) -> str | None:
+    """The ``<prefix>_metadata`` JSON text, from the attribute or the array."""
+    name = f"{prefix}_metadata"
+    node = f"/{name}"
+    if node in h5file:
+        array = h5file.get_node(node)
+        if isinstance(array, tables.Array) and array.dtype == np.uint8 and array.ndim == 1:
+            return bytes(array.read()).decode("utf-8", errors="replace")
+    if ACCELERATION in h5file:
+        table = h5file.get_node(ACCELERATION)
+        if name in table._v_attrs._v_attrnames:
+            value = raw_attribute(table, name)
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _write_picture_array(
@@ -178,3 +244,9 @@ def _indices(node: tables.Node, count: int) -> list[str] | None:
     if isinstance(indices, list) and len(indices) == count:
         return [str(index) for index in indices]
     return None
+
+
+def append_metadata(path: Path, prefix: Prefix, metadata: Mapping[str, Any]) -> None:
+    """Add metadata to a closed measurement file (blocking)."""
+    with HDF5_LOCK, tables.open_file(str(path), "a") as h5file:
+        write_metadata(h5file, prefix, metadata)

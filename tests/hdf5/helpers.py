@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from icoapi.measurement.storage import SensorRow
+from icoapi.hdf5.layout import SensorRow
 
 ACC100G = {
     "name": "Acceleration 100g",

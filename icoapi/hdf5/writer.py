@@ -1,39 +1,22 @@
-"""HDF5 measurement files: a writer thread for the runner and a chunked reader.
+"""A writer thread for measurement files, fed by a bounded queue.
 
-File layout (readable by ``icotronic.measurement.storage.Storage`` and PyTables):
+The caller (the measurement runner) hands over batches of frames; the thread
+turns them into table rows, appends them to the journal at once and to the HDF5
+file with each flush (at least once a second). See :mod:`icoapi.hdf5.layout` for
+the file layout and :mod:`icoapi.hdf5.journal` for why a journal is kept.
 
-* file title ``STH Measurement Data``, zlib level 4 compression;
-* table ``/acceleration`` (title ``Sensor Node Data``): ``counter`` uint8,
-  ``timestamp`` uint64 (µs), one float32 column per active channel: ``x`` (first),
-  ``y`` (second), ``z`` (third). Two or three active channels: one row per frame.
-  One active channel: each frame's 3 samples become 3 rows with the frame's counter;
-* table ``/sensors`` (title ``Sensor Data``): one row per active channel, with a
-  ``channel`` column (``first``/``second``/``third``);
-* attributes on ``/acceleration`` (see :class:`MeasurementWriter`);
-* metadata and picture arrays as in :mod:`icoapi.measurement.metadata`.
-
-Timestamps are microseconds since the first sample of the measurement. The runner
-passes frame timestamps in seconds relative to the first frame. With one active
-channel, sample ``i`` (0, 1, 2) of a frame gets ``frame time + i / channel rate``:
-the samples of a frame are evenly spaced at the per-channel sample rate. (This is
-``frame time - (2 - i) / rate`` shifted by the constant ``2 / rate``, so that no
-timestamp is negative and the first sample is at 0.)
-
-PyTables is not thread-safe: every PyTables call in this service runs under
-:data:`HDF5_LOCK`, held for one batch or chunk at a time.
+Rows are collected in memory between flushes (at most ``MAX_PENDING_ROWS``) and
+written together with the flush: between two flushes the HDF5 file on disk is
+left alone, so most kills leave a consistent file even without the journal.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,20 +26,21 @@ import tables
 
 from icoapi import __version__
 from icoapi.core.tasks import run_blocking
-from icoapi.measurement import metadata as metadata_io
-from icoapi.measurement.conversion import CHANNELS, ChannelLayout, sensor_coefficients
+from icoapi.hdf5 import metadata as metadata_io
+from icoapi.hdf5.journal import JournalWriter, RecordKind, journal_path
+from icoapi.hdf5.layout import (
+    AXES,
+    CHANNELS,
+    HDF5_LOCK,
+    SensorRow,
+    attribute_value,
+    create_measurement_file,
+    describe_error,
+    json_attribute,
+)
 
 logger = logging.getLogger(__name__)
 
-HDF5_LOCK = threading.RLock()
-"""Serialises all PyTables/HDF5 calls of the process (the HDF5 build is not thread-safe)."""
-
-FILE_TITLE = "STH Measurement Data"
-TABLE_TITLE = "Sensor Node Data"
-SENSORS_TITLE = "Sensor Data"
-FILTERS = tables.Filters(complevel=4, complib="zlib")
-AXES = {"first": "x", "second": "y", "third": "z"}
-EXPECTED_ROWS = 1_000_000  # sizes the table's chunks for long measurements
 MAX_PENDING_ROWS = 65_536  # rows kept in memory before a flush is forced (≤ 1.4 MiB)
 
 
@@ -68,106 +52,6 @@ class StorageBackpressureError(StorageError):
     """The writer thread fell behind: its queue stayed full for ``put_timeout`` s."""
 
 
-@dataclass(frozen=True)
-class SensorRow:
-    """The sensor of one active measurement channel, as stored in ``/sensors``.
-
-    ``scaling_factor``/``offset`` default to the sensor's ``k``/``d``
-    (``phys = volts * k + d``)."""
-
-    channel: str
-    name: str
-    sensor_id: str
-    unit: str
-    dimension: str
-    phys_min: float
-    phys_max: float
-    volt_min: float
-    volt_max: float
-    sensor_type: str | None = None
-    scaling_factor: float | None = None
-    offset: float | None = None
-    channel_number: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.channel not in CHANNELS:
-            raise ValueError(f"channel must be one of {CHANNELS}, not {self.channel!r}")
-
-    @property
-    def coefficients(self) -> tuple[float, float]:
-        """``(k, d)``: given scaling factor and offset, else computed from the ranges."""
-        k, d = sensor_coefficients(self.phys_min, self.phys_max, self.volt_min, self.volt_max)
-        return (
-            k if self.scaling_factor is None else self.scaling_factor,
-            d if self.offset is None else self.offset,
-        )
-
-
-SENSOR_STRINGS = {
-    "channel": 16,
-    "name": 100,
-    "sensor_type": 100,
-    "sensor_id": 100,
-    "unit": 32,
-    "dimension": 100,
-}
-SENSOR_FLOATS = (
-    "phys_min",
-    "phys_max",
-    "volt_min",
-    "volt_max",
-    "scaling_factor",
-    "offset",
-)
-
-
-def sensors_description() -> dict[str, Any]:
-    columns: dict[str, Any] = {
-        name: tables.StringCol(size, pos=pos)
-        for pos, (name, size) in enumerate(SENSOR_STRINGS.items())
-    }
-    for pos, name in enumerate(SENSOR_FLOATS, start=len(columns)):
-        columns[name] = tables.Float32Col(pos=pos)
-    return columns
-
-
-def acceleration_description(layout: ChannelLayout) -> dict[str, Any]:
-    """Columns in icotronic's order: counter, timestamp, then x/y/z."""
-    columns: dict[str, Any] = {
-        "counter": tables.UInt8Col(pos=0),
-        "timestamp": tables.UInt64Col(pos=1),
-    }
-    for pos, channel in enumerate(layout.channels, start=2):
-        columns[AXES[channel]] = tables.Float32Col(pos=pos)
-    return columns
-
-
-def _utf8(text: str | None, size: int) -> bytes:
-    """UTF-8 bytes of ``text`` cut to ``size`` bytes at a character boundary."""
-    return (text or "").encode("utf-8")[:size].decode("utf-8", errors="ignore").encode("utf-8")
-
-
-def attribute_value(value: Any) -> Any:
-    """A value as HDF5 attributes store it: mappings and sequences as JSON text."""
-    if isinstance(value, Mapping | list | tuple) or value is None:
-        return json.dumps(value, default=str, ensure_ascii=False)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str | bool | int | float | np.generic):
-        return value
-    return str(value)
-
-
-def describe_error(error: BaseException, limit: int = 300) -> str:
-    """A one-line description (HDF5 errors carry a long library back trace)."""
-    text = str(error)
-    marker = "End of HDF5 error back trace"
-    if marker in text:
-        text = text.split(marker, 1)[1]
-    text = " ".join(text.split()) or type(error).__name__
-    return f"{type(error).__name__}: {text}"[:limit]
-
-
 _CLOSE = "close"
 _DATA = "data"
 _ATTRS = "attrs"
@@ -177,28 +61,30 @@ _META = "meta"
 class MeasurementWriter:
     """Writes one measurement file from a dedicated thread fed by a bounded queue.
 
-    Attributes written on ``/acceleration`` at open: ``conversion`` ("true"),
-    ``icoapi_version``, ``channel_sensors`` (JSON ``{channel: {channel_number,
-    sensor_id}}``), then ``attributes`` as given (e.g. ``adc_reference_voltage``,
-    ``sample_rate``, ``channel_sample_rate``, ``adc_prescaler``,
-    ``adc_acquisition_time``, ``adc_oversampling_rate``); numbers given for
-    ``adc_reference_voltage`` are stored as text ("3.3") as upstream does, and
-    icotronic's ``Sample_Rate`` text is added when the ADC values are known.
-    ``Start_Time`` (local ISO time of the first sample) is written with the first
-    batch unless given. At close: ``dataloss``, ``rows``, ``measurement_status``.
+    The writer owns the file's attributes on ``/acceleration``. At open:
+    ``conversion`` ("true"), ``icoapi_version``, ``channel_sensors`` (JSON
+    ``{channel: {channel_number, sensor_id}}``), then ``attributes`` as given
+    (e.g. ``adc_reference_voltage``, ``sample_rate``, ``channel_sample_rate``,
+    ``adc_prescaler``, ``adc_acquisition_time``, ``adc_oversampling_rate``);
+    numbers given for ``adc_reference_voltage`` are stored as text ("3.3") as
+    upstream does, and icotronic's ``Sample_Rate`` text is added when the ADC
+    values are known. Later: whatever :meth:`set_attributes` queues (the runner
+    sets ``Start_Time`` with the first batch). At close: ``dataloss`` (frames
+    lost / (lost + received), from the ``lost`` counts given to :meth:`append`),
+    ``rows``, ``measurement_status``.
 
     Args:
         path: the file to create; an existing non-empty file is not overwritten.
         channels: active channels, a subset of ``["first", "second", "third"]`` in order.
         sensors: one row per active channel.
         attributes: initial ``/acceleration`` attributes.
-        flush_interval: seconds between flushes while data arrives.
+        flush_interval: seconds between flushes (and journal syncs) while data arrives.
         queue_batches: queue capacity in batches.
         put_timeout: how long :meth:`append` waits on a full queue.
         channel_sample_rate: per-channel rate in Hz, used to space the three
-            samples of a single-channel frame; defaults to the
-            ``channel_sample_rate`` or ``sample_rate`` attribute (no spacing if
-            neither is given).
+            samples of a single-channel frame when :meth:`append` gets no sample
+            times; defaults to the ``channel_sample_rate`` attribute.
+        journal: keep a journal next to the file (see :mod:`icoapi.hdf5.journal`).
     """
 
     def __init__(
@@ -212,30 +98,30 @@ class MeasurementWriter:
         *,
         put_timeout: float = 2.0,
         channel_sample_rate: float | None = None,
+        journal: bool = True,
     ) -> None:
         self.path = Path(path)
-        self.layout = ChannelLayout.of(channels)
+        if not channels or list(channels) != [c for c in CHANNELS if c in channels]:
+            raise ValueError(f"channels must be distinct names out of {CHANNELS} in that order")
+        self.channels = tuple(channels)
+        self.single = len(self.channels) == 1
+        self.values_per_frame = 2 if len(self.channels) == 2 else 3
+        self.rows_per_frame = 3 if self.single else 1
         sensor_channels = [sensor.channel for sensor in sensors]
         if len(set(sensor_channels)) != len(sensor_channels) or not set(sensor_channels) <= set(
-            self.layout.channels
+            self.channels
         ):
             raise ValueError(
-                f"sensors must belong to distinct active channels {self.layout.channels}, "
+                f"sensors must belong to distinct active channels {self.channels}, "
                 f"got {sensor_channels}"
             )
         self.sensors = sorted(sensors, key=lambda sensor: CHANNELS.index(sensor.channel))
         self.attributes = dict(attributes)
         self.flush_interval = flush_interval
         self.put_timeout = put_timeout
+        self.use_journal = journal
         rate = channel_sample_rate or self.attributes.get("channel_sample_rate")
-        if rate is None and self.layout.single:
-            rate = self.attributes.get("sample_rate")
-        self._sample_spacing_us = 1e6 / float(rate) if self.layout.single and rate else 0.0
-        if self.layout.single and not rate:
-            logger.warning(
-                "No channel sample rate for %s: samples of a frame share one timestamp",
-                self.path.name,
-            )
+        self._sample_spacing_s = 1 / float(rate) if self.single and rate else 0.0
 
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=queue_batches)
         self._thread: threading.Thread | None = None
@@ -243,24 +129,29 @@ class MeasurementWriter:
         self._close_lock = threading.Lock()
         self._closing = False
         self._error: BaseException | None = None
-        self._start_time_known = "Start_Time" in self.attributes
+        self._problems: list[str] = []
         # Owned by the writer thread (read elsewhere only as snapshots).
         self._h5: tables.File | None = None
         self._table: Any = None
+        self._journal: JournalWriter | None = None
         self._pending: list[npt.NDArray[Any]] = []
         self._pending_rows = 0
         self._rows = 0
         self._flushed_rows = 0
-        self._retrieved = 0
+        self._frames = 0
         self._lost = 0
-        self._last_counter: int | None = None
 
     # -- caller side ---------------------------------------------------------------
 
     @property
     def error(self) -> BaseException | None:
-        """The first exception raised in the writer thread (None if all went well)."""
+        """The first exception that stopped rows from reaching the file (None if none)."""
         return self._error
+
+    @property
+    def problems(self) -> list[str]:
+        """Attribute or metadata updates that could not be written (rows went on)."""
+        return list(self._problems)
 
     @property
     def rows(self) -> int:
@@ -274,8 +165,8 @@ class MeasurementWriter:
 
     @property
     def dataloss(self) -> float:
-        """Lost / (lost + received) frames, from the message counters written so far."""
-        total = self._lost + self._retrieved
+        """Lost / (lost + received) frames, from the ``lost`` counts given so far."""
+        total = self._lost + self._frames
         return self._lost / total if total else 0.0
 
     def start(self) -> None:
@@ -295,13 +186,19 @@ class MeasurementWriter:
         counters: npt.ArrayLike,
         timestamps_s: npt.ArrayLike,
         values: npt.ArrayLike,
+        *,
+        lost: int = 0,
+        sample_times_s: npt.ArrayLike | None = None,
     ) -> None:
         """Queue a batch of frames (the arrays are copied).
 
         Args:
             counters: ``(n,)`` message counters 0–255.
-            timestamps_s: ``(n,)`` seconds since the measurement start.
+            timestamps_s: ``(n,)`` seconds since the measurement start (frame times).
             values: ``(n, values_per_frame)`` converted values.
+            lost: frames lost before and between these frames.
+            sample_times_s: ``(n, rows_per_frame)`` time of every sample; by
+                default the frame time plus ``i / channel_sample_rate``.
 
         :raises StorageBackpressureError: if the queue stays full for ``put_timeout``.
         :raises StorageError: if the writer failed, is closed or was not started."""
@@ -310,27 +207,29 @@ class MeasurementWriter:
         time_array = np.array(timestamps_s, dtype=np.float64).reshape(-1)
         value_array = np.array(values, dtype=np.float32)
         frames = len(counter_array)
-        expected = (frames, self.layout.values_per_frame)
+        expected = (frames, self.values_per_frame)
         if len(time_array) != frames or value_array.shape != expected:
             raise ValueError(
                 f"batch shapes differ: counters {counter_array.shape}, timestamps "
                 f"{time_array.shape}, values {value_array.shape} (expected {expected})"
             )
-        if frames == 0:
+        if sample_times_s is None:
+            offsets = np.arange(self.rows_per_frame) * self._sample_spacing_s
+            sample_times = time_array[:, None] + offsets[None, :]
+        else:
+            sample_times = np.asarray(sample_times_s, dtype=np.float64)
+            if sample_times.shape != (frames, self.rows_per_frame):
+                raise ValueError(
+                    f"sample times of shape {sample_times.shape}, expected "
+                    f"{(frames, self.rows_per_frame)}"
+                )
+        if frames == 0 and lost == 0:
             return
-        if not self._start_time_known:
-            self._start_time_known = True
-            elapsed = float(time_array[-1] - time_array[0])
-            first = datetime.now() - timedelta(seconds=max(elapsed, 0.0))
-            self._put((_ATTRS, {"Start_Time": first.isoformat()}))
-        self._put((_DATA, counter_array, time_array, value_array))
+        self._put((_DATA, counter_array, sample_times, value_array, int(lost)))
 
     def set_attributes(self, **attrs: Any) -> None:
-        """Queue ``/acceleration`` attributes; applied in order with the data.
-        A ``Start_Time`` given here replaces the one :meth:`append` would write."""
+        """Queue ``/acceleration`` attributes; applied in order with the data."""
         self._check_open()
-        if "Start_Time" in attrs:
-            self._start_time_known = True
         self._put((_ATTRS, dict(attrs)))
 
     def write_metadata(self, prefix: Literal["pre", "post"], metadata: dict[str, Any]) -> None:
@@ -391,14 +290,8 @@ class MeasurementWriter:
     # -- writer thread -------------------------------------------------------------
 
     def _run(self) -> None:
-        # Rows are collected in memory (at most MAX_PENDING_ROWS) and written together
-        # with the flush. Between two flushes the file on disk is left alone, so a
-        # process killed then leaves a consistent file; HDF5 has no journal, and
-        # writes spread over the interval (chunk or B-tree evictions) could leave
-        # references past the end of the file recorded at the last flush.
         try:
-            with HDF5_LOCK:
-                self._open()
+            self._open()
         except Exception as error:
             self._fail(error)
         finally:
@@ -418,8 +311,9 @@ class MeasurementWriter:
             if item is not None and self._error is None:
                 try:
                     if item[0] == _DATA:
-                        self._collect_rows(item[1], item[2], item[3])
+                        self._collect_rows(item[1], item[2], item[3], item[4])
                     else:
+                        self._journal_update(item)
                         with HDF5_LOCK:
                             self._write_pending()  # keep data and attributes in order
                             self._apply(item)
@@ -435,8 +329,6 @@ class MeasurementWriter:
                 except Exception as error:
                     self._fail(error)
                 last_flush = time.monotonic()
-            if self._error is not None:
-                self._pending.clear()
 
     def _fail(self, error: BaseException) -> None:
         if self._error is None:
@@ -451,31 +343,23 @@ class MeasurementWriter:
     def _open(self) -> None:
         if self.path.exists() and self.path.stat().st_size > 0:
             raise FileExistsError(f"Measurement file {self.path} already exists")
-        self._h5 = tables.open_file(self.path, mode="w", title=FILE_TITLE, filters=FILTERS)
-        self._table = self._h5.create_table(
-            "/",
-            "acceleration",
-            description=acceleration_description(self.layout),
-            title=TABLE_TITLE,
-            expectedrows=EXPECTED_ROWS,
-        )
-        for key, value in self._initial_attributes().items():
-            self._table.attrs[key] = attribute_value(value)
-        sensors = self._h5.create_table(
-            "/", "sensors", description=sensors_description(), title=SENSORS_TITLE
-        )
-        if self.sensors:
-            rows = np.zeros(len(self.sensors), dtype=sensors.dtype)
-            for index, sensor in enumerate(self.sensors):
-                for name, size in SENSOR_STRINGS.items():
-                    rows[name][index] = _utf8(getattr(sensor, name), size)
-                k, d = sensor.coefficients
-                for name in SENSOR_FLOATS[:4]:
-                    rows[name][index] = getattr(sensor, name)
-                rows["scaling_factor"][index] = k
-                rows["offset"][index] = d
-            sensors.append(rows)
-        self._flush()
+        attributes = self._initial_attributes()
+        with HDF5_LOCK:
+            self._h5, self._table = create_measurement_file(
+                self.path, self.channels, self.sensors, attributes
+            )
+            self._flush()
+        if self.use_journal:
+            self._journal = JournalWriter(journal_path(self.path))
+            self._journal.write_json(
+                RecordKind.HEADER,
+                {
+                    "channels": list(self.channels),
+                    "sensors": [sensor.to_json() for sensor in self.sensors],
+                    "attributes": {k: json_attribute(v) for k, v in attributes.items()},
+                },
+            )
+            self._journal.sync()
 
     def _initial_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {
@@ -510,51 +394,60 @@ class MeasurementWriter:
             )
         return attrs
 
-    def _apply(self, item: tuple[Any, ...]) -> None:
+    def _journal_update(self, item: tuple[Any, ...]) -> None:
+        if self._journal is None:
+            return
         if item[0] == _ATTRS:
-            for key, value in item[1].items():
-                self._table.attrs[key] = attribute_value(value)
+            document = {key: json_attribute(value) for key, value in item[1].items()}
+            self._journal.write_json(RecordKind.ATTRIBUTES, document)
         elif item[0] == _META:
-            assert self._h5 is not None
-            metadata_io.write_metadata(self._h5, item[1], item[2])
+            self._journal.write_json(
+                RecordKind.METADATA,
+                {"prefix": item[1], "metadata": metadata_io.json_document(item[2])},
+            )
+
+    def _apply(self, item: tuple[Any, ...]) -> None:
+        # A metadata or attribute that cannot be written does not stop the rows.
+        try:
+            if item[0] == _ATTRS:
+                for key, value in item[1].items():
+                    self._table.attrs[key] = attribute_value(value)
+            elif item[0] == _META:
+                assert self._h5 is not None
+                metadata_io.write_metadata(self._h5, item[1], item[2])
+        except Exception as error:
+            what = "attributes" if item[0] == _ATTRS else f"{item[1]}-measurement metadata"
+            problem = f"{what} not written: {describe_error(error)}"
+            self._problems.append(problem)
+            logger.error("Measurement file %s: %s", self.path.name, problem)
 
     def _collect_rows(
         self,
         counters: npt.NDArray[np.uint8],
-        timestamps_s: npt.NDArray[np.float64],
+        sample_times_s: npt.NDArray[np.float64],
         values: npt.NDArray[np.float32],
+        lost: int,
     ) -> None:
-        frame_us = np.rint(np.clip(timestamps_s, 0.0, None) * 1e6).astype(np.uint64)
-        per_frame = self.layout.rows_per_frame
+        self._lost += lost
+        self._frames += len(counters)
+        if not len(counters):
+            return
+        assert self._table is not None
+        per_frame = self.rows_per_frame
         rows = np.empty(len(counters) * per_frame, dtype=self._table.dtype)
-        if self.layout.single:
-            offsets = np.rint(np.arange(per_frame) * self._sample_spacing_us).astype(np.uint64)
-            rows["timestamp"] = (frame_us[:, None] + offsets[None, :]).reshape(-1)
+        rows["timestamp"] = np.rint(np.clip(sample_times_s.reshape(-1), 0.0, None) * 1e6)
+        if self.single:
             rows["counter"] = np.repeat(counters, per_frame)
-            rows[AXES[self.layout.channels[0]]] = values.reshape(-1)
+            rows[AXES[self.channels[0]]] = values.reshape(-1)
         else:
-            rows["timestamp"] = frame_us
             rows["counter"] = counters
-            for index, channel in enumerate(self.layout.channels):
+            for index, channel in enumerate(self.channels):
                 rows[AXES[channel]] = values[:, index]
+        if self._journal is not None:
+            self._journal.write_rows(rows.tobytes(), lost)
         self._pending.append(rows)
         self._pending_rows += len(rows)
         self._rows += len(rows)
-        self._count_frames(counters)
-
-    def _count_frames(self, counters: npt.NDArray[np.uint8]) -> None:
-        # Same rule as icotronic's calculate_dataloss_stats: a repeated counter is
-        # skipped, otherwise (counter - previous) mod 256 - 1 frames were lost.
-        sequence = counters.astype(np.int16)
-        if self._last_counter is None:
-            self._retrieved += 1
-        else:
-            sequence = np.concatenate(([self._last_counter], sequence))
-        steps = np.diff(sequence) % 256
-        steps = steps[steps != 0]
-        self._retrieved += len(steps)
-        self._lost += int(steps.sum()) - len(steps)
-        self._last_counter = int(counters[-1])
 
     def _write_pending(self) -> None:
         if self._pending:
@@ -564,8 +457,11 @@ class MeasurementWriter:
             self._table.append(rows)
 
     def _flush(self) -> None:
-        """Append the collected rows and flush table and file (caller holds the lock)."""
+        """Sync the journal, then append the collected rows and flush table and
+        file (caller holds the lock)."""
         assert self._h5 is not None
+        if self._journal is not None:
+            self._journal.sync()
         self._write_pending()
         self._table.flush()
         self._h5.flush()
@@ -573,12 +469,16 @@ class MeasurementWriter:
 
     def _finish(self, final_attributes: dict[str, Any]) -> None:
         if self._h5 is None or not self._h5.isopen:
+            if self._journal is not None:
+                self._journal.close(remove=False)
             return
+        complete = True
         with HDF5_LOCK:
             try:
                 self._flush()  # the rows still collected in memory
             except Exception as error:
                 self._fail(error)
+                complete = False
             attrs: dict[str, Any] = {
                 "dataloss": self.dataloss,
                 "rows": int(self._table.nrows),
@@ -588,40 +488,21 @@ class MeasurementWriter:
             status = str(attrs["measurement_status"])
             if self._error is not None and not status.startswith("error"):
                 attrs["measurement_status"] = f"error: {describe_error(self._error)}"
+            elif self._problems and not status.startswith("error"):
+                attrs["measurement_status"] = f"error: {'; '.join(self._problems)}"
             try:
                 for key, value in attrs.items():
                     self._table.attrs[key] = attribute_value(value)
                 self._flush()
             except Exception as error:
                 self._fail(error)
+                complete = False
             try:
                 self._h5.close()
             except Exception as error:
                 self._fail(error)
-
-
-def iter_channel(
-    path: Path, column: str, chunk_rows: int = 65536
-) -> Iterator[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
-    """Yield ``(timestamps in s, values)`` of one channel, ``chunk_rows`` rows at a time.
-
-    ``column`` is a channel name (``first``) or a column name (``x``). The file
-    must not be open for writing in this process.
-
-    :raises KeyError: if the table has no such column."""
-    name = AXES.get(column, column)
-    with HDF5_LOCK:
-        h5 = tables.open_file(path, mode="r", IO_BUFFER_SIZE=1024 * 1024)
-    try:
-        with HDF5_LOCK:
-            table = h5.get_node("/acceleration")
-            if name not in table.colnames or name in ("counter", "timestamp"):
-                raise KeyError(f"{path.name} has no channel column {column!r}")
-            nrows = table.nrows
-        for start in range(0, nrows, chunk_rows):
-            with HDF5_LOCK:
-                chunk = table.read(start, min(start + chunk_rows, nrows))
-            yield chunk["timestamp"] / 1e6, chunk[name].astype(np.float64)
-    finally:
-        with HDF5_LOCK:
-            h5.close()
+                complete = False
+        if self._journal is not None:
+            # A file that could not be completed keeps its journal: the next
+            # start recovers the rows the HDF5 file could not take.
+            self._journal.close(remove=complete)

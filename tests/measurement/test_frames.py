@@ -1,0 +1,70 @@
+"""The frame-batch model: loss from counters and timestamps, sample times."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from icotronic.can.dataloss import calculate_dataloss_stats
+
+from icoapi.measurement.conversion import SampleConverter
+from icoapi.measurement.frames import FrameAssembler, LossDetector
+from icoapi.measurement.layout import ChannelLayout
+from icoapi.system.stream import RawFrames
+
+RATE = 3174.6  # frames per second
+
+
+def test_small_gaps_match_icotronic() -> None:
+    counters = np.array([250, 251, 253, 254, 255, 0, 1, 1, 5, 200, 10, 11])
+    # timestamps that agree with the counters (the duplicate shares its time)
+    index = np.array([0, 1, 3, 4, 5, 6, 7, 7, 11, 206, 272, 273])
+    lost, received = LossDetector(RATE).count(counters, index / RATE)
+    expected = calculate_dataloss_stats(counters.tolist())
+    assert lost == expected.lost == 1 + 3 + 194 + 65
+    assert received == len(counters) - 1  # the duplicate is skipped
+
+
+@pytest.mark.parametrize("gap", [255, 256, 257, 2000, 2048, 100_000])
+def test_gaps_beyond_the_counter_are_counted_exactly(gap: int) -> None:
+    index = np.concatenate([np.arange(100), np.arange(100 + gap, 200 + gap)])
+    # receipt timestamps are late by up to 40 ms (radio and bus deliver in bursts)
+    delay = np.random.default_rng(gap).uniform(0, 0.04, len(index))
+    detector = LossDetector(RATE)
+    times = index / RATE + delay
+    # in two batches, the gap at their border
+    lost = detector.count(index[:100] % 256, times[:100])[0]
+    lost += detector.count(index[100:] % 256, times[100:])[0]
+    assert lost == gap
+
+
+def test_a_late_burst_is_not_a_loss() -> None:
+    index = np.arange(1000)
+    times = index / RATE
+    # frames 500-599 held back 60 ms (190 frame periods), then delivered at once
+    times[500:600] = np.maximum(times[500:600], 600 / RATE + 0.06)
+    lost, received = LossDetector(RATE).count(index % 256, times)
+    assert (lost, received) == (0, 1000)
+
+
+def test_assembler_across_batches() -> None:
+    layout = ChannelLayout.of(["first"])
+    assembler = FrameAssembler(layout, SampleConverter(3.3, [(1.0, 0.0)]), RATE * 3)
+    index = np.arange(6000)
+    keep = (index < 1000) | (index >= 3000)  # 2000 frames lost at a batch border
+    index = index[keep]
+    epoch = 1_700_000_000.0
+    batches = []
+    for part in (index[:1000], index[1000:]):
+        raw = np.zeros((len(part), 3), np.uint16)
+        frames = RawFrames((part % 256).astype(np.uint8), epoch + part / RATE, raw)
+        batches.append(assembler.merge([assembler.assemble(frames)]))
+    assert [batch.lost for batch in batches] == [0, 2000]
+    assert assembler.lost == 2000
+    assert assembler.dataloss == pytest.approx(2000 / 6000)
+    first = batches[0]
+    assert first.frame_times[0] == 0.0
+    # one channel: samples 1/channel rate apart, starting at the frame time
+    np.testing.assert_allclose(
+        first.sample_times[1], first.frame_times[1] + np.arange(3) / RATE / 3
+    )
+    assert assembler.measured_frame_rate == pytest.approx(RATE, rel=1e-6)
