@@ -36,8 +36,10 @@ from icoapi.core.errors import IcoapiError
 from icoapi.hdf5.layout import HDF5_LOCK
 
 Prefix = Literal["pre", "post"]
-MAX_METADATA_BYTES = 8 * 1024 * 1024
-"""Largest metadata document (UTF-8 JSON, pictures included) a file takes."""
+MAX_METADATA_BYTES = 7 * 1024 * 1024
+"""Largest metadata document (UTF-8 JSON, pictures included) a file takes. Below
+the request body limit (``ICOAPI_MAX_BODY_BYTES``, 8 MiB by default), so that a
+document within this limit also fits a request with the instructions around it."""
 MAX_ATTRIBUTE_BYTES = 60 * 1024
 """Larger JSON goes into an array: HDF5 attributes hold at most 64 KiB."""
 PREFIXES: tuple[Prefix, ...] = ("pre", "post")
