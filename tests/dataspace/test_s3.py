@@ -6,10 +6,12 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 import tables
 from websockets.sync.client import connect
 
+from icoapi.hdf5.metadata import append_metadata
 from tests.dataspace.conftest import Service
 from tests.dataspace.support import (
     TEST_KEY_ID,
@@ -316,3 +318,29 @@ def test_a_file_changed_during_the_upload_is_uploaded_again(
         assert service.file_cloud(NAME)["status"] == "up_to_date"
     finally:
         proxy.close()
+
+
+def test_metadata_stored_as_an_array_travels_with_the_object(
+    start_service: Callable[..., Service], s3_endpoint: str, bucket: str
+) -> None:
+    """Post-metadata too large for an HDF5 attribute is stored as an array
+    (icoapi.hdf5); the upload still carries it, here in the sidecar object."""
+    service = start_service(s3_connection(s3_endpoint, bucket))
+    path = measurement(service.measurements, NAME)
+    comment = "Schnitt über die ganze Länge. " * 4000  # ~120 kB of JSON
+    append_metadata(path, "post", {"version": "1", "parameters": {"comment": comment}})
+    with tables.open_file(str(path), "r") as h5:
+        assert "/post_metadata" in h5  # the array, not the attribute
+        assert "post_metadata" not in h5.root.acceleration.attrs._v_attrnames
+    wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")
+
+    job = service.wait_job(upload(service))
+    assert job.state == "done", job.last_error
+
+    client = s3_client(s3_endpoint)
+    stored = client.get_object(Bucket=bucket, Key=f"site-a/{NAME}")
+    sidecar = unquote(stored["Metadata"]["icoapi-metadata-object"])
+    document = json.loads(client.get_object(Bucket=bucket, Key=sidecar)["Body"].read())
+    attributes = document["attributes"]
+    assert attributes["post_metadata"]["parameters"]["comment"] == comment
+    assert attributes["pre_metadata"]["parameters"]["tool_pictures"] == 2
