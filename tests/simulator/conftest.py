@@ -101,7 +101,7 @@ async def stu(simulator: Simulator, request_attempts: int) -> AsyncIterator[STU]
 
 
 @pytest.fixture
-async def sensor(stu: STU, simulator: Simulator) -> AsyncIterator[STH]:
+async def sth(stu: STU, simulator: Simulator) -> AsyncIterator[STH]:
     """The first simulated device, connected by MAC address as an ``STH``."""
     mac = simulator.devices[0].config.mac
     async with stu.connect_sensor_node(EUI(mac), STH) as node:
