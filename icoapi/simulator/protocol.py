@@ -14,7 +14,7 @@ from typing import Final
 # -- Node numbers -------------------------------------------------------------
 
 STH1: Final = 1
-"""The sensor node connected through the STU ("STH 1")."""
+"""The sensor device connected through the STU ("STH 1")."""
 SPU1: Final = 15
 """The host (the icotronic library always talks as "SPU 1")."""
 STU1: Final = 17
