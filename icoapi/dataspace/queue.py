@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ACTIVE_STATES = ("queued", "uploading")
 FINISHED_STATES = ("done", "failed", "cancelled")
 # Finished jobs kept for GET /cloud/queue; older ones are deleted.
 KEEP_FINISHED_JOBS = 500
@@ -251,10 +250,6 @@ class UploadQueue:
             )
             == 1
         )
-
-    def state_of(self, job_id: int) -> str | None:
-        row = self._one("SELECT state FROM jobs WHERE id=?", job_id)
-        return None if row is None else str(row["state"])
 
     def wake_all(self) -> None:
         """Waiting jobs become due now (the dataspace is back or was reconfigured)."""

@@ -83,10 +83,6 @@ class EEPROMImage:
             if offset < end:
                 target[offset:end] = data[: end - offset]
 
-    def read_int(self, page: int, offset: int, length: int) -> int:
-        """Read a little-endian unsigned integer."""
-        return int.from_bytes(self.read(page, offset, length), "little")
-
     def write_int(self, page: int, offset: int, length: int, value: int) -> None:
         """Write a little-endian unsigned integer."""
         self.write(page, offset, value.to_bytes(length, "little"))

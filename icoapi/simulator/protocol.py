@@ -14,7 +14,7 @@ from typing import Final
 # -- Node numbers -------------------------------------------------------------
 
 STH1: Final = 1
-"""The sensor node connected through the STU ("STH 1")."""
+"""The sensor device connected through the STU ("STH 1")."""
 SPU1: Final = 15
 """The host (the icotronic library always talks as "SPU 1")."""
 STU1: Final = 17
@@ -193,11 +193,6 @@ def acknowledgement_id(request_id: int, *, error: bool = False) -> int:
     return value
 
 
-def is_request(value: int) -> bool:
-    """Tell whether an identifier has the request bit set."""
-    return bool(value & _REQUEST_BIT)
-
-
 STREAM_DATA_ID: Final = encode_identifier(
     Block.STREAMING, Streaming.DATA, sender=STH1, receiver=SPU1
 )
@@ -265,8 +260,3 @@ def parse_mac(mac: str) -> bytes:
         return bytes.fromhex(digits)
     except ValueError as error:
         raise ValueError(f"Invalid MAC address “{mac}”") from error
-
-
-def format_mac(mac: bytes) -> str:
-    """Format six bytes in the canonical ``08-6B-D7-01-DE-81`` notation."""
-    return "-".join(f"{byte:02X}" for byte in mac)

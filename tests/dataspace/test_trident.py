@@ -166,7 +166,8 @@ def test_server_down(start_service: Callable[..., Service], trident: TridentStan
 def test_timeout_is_504_and_does_not_block_the_service(
     start_service: Callable[..., Service], trident: TridentStandIn
 ) -> None:
-    service = start_service(trident.connection(), options=replace(FAST, read_timeout=5.0))
+    # Long enough for the two requests below to be answered meanwhile.
+    service = start_service(trident.connection(), options=replace(FAST, read_timeout=3.0))
     healthy(service)
     trident.mode = "slow"
     result: dict[str, Any] = {}

@@ -21,6 +21,7 @@ from netaddr import EUI
 
 from icoapi.simulator import Simulator, SimulatorConfig, configure_icotronic
 from icoapi.simulator.protocol import SPU1, STU1, Block, encode_identifier
+from icoapi.system.timeouts import LIBRARY_REQUEST_ATTEMPTS, AttemptLimitedSPU
 
 from .helpers import CONNECT_DELAY, SCAN_DELAY
 
@@ -76,10 +77,22 @@ async def close_connection(connection: Connection, simulator: Simulator) -> None
 
 
 @pytest.fixture
-async def stu(simulator: Simulator) -> AsyncIterator[STU]:
+def request_attempts(request: pytest.FixtureRequest) -> int:
+    """Attempts per CAN request: the library's own number unless a test asks
+    for fewer with ``@pytest.mark.parametrize("request_attempts", [n], indirect=True)``
+    (a test of an unanswered request then waits n attempts, not 10)."""
+    attempts: int = getattr(request, "param", LIBRARY_REQUEST_ATTEMPTS)
+    return attempts
+
+
+@pytest.fixture
+async def stu(simulator: Simulator, request_attempts: int) -> AsyncIterator[STU]:
     """icotronic's STU object, connected to the simulator over the CAN bus."""
     connection = Connection()
     stu = await connection.__aenter__()
+    if request_attempts != LIBRARY_REQUEST_ATTEMPTS:
+        # The same bus and notifier, with requests capped at fewer attempts.
+        stu = STU(AttemptLimitedSPU(connection.bus, connection.notifier, request_attempts))
     try:
         yield stu
     finally:
@@ -88,7 +101,7 @@ async def stu(simulator: Simulator) -> AsyncIterator[STU]:
 
 
 @pytest.fixture
-async def sensor(stu: STU, simulator: Simulator) -> AsyncIterator[STH]:
+async def sth(stu: STU, simulator: Simulator) -> AsyncIterator[STH]:
     """The first simulated device, connected by MAC address as an ``STH``."""
     mac = simulator.devices[0].config.mac
     async with stu.connect_sensor_node(EUI(mac), STH) as node:

@@ -64,10 +64,10 @@ async def request_connect_by_mac(stu: STU, mac: str) -> bytes:
 
 
 async def test_first_data_frame_answers_stream_start(
-    sensor: STH, simulator: Simulator, sniffer: can.BusABC
+    sth: STH, simulator: Simulator, sniffer: can.BusABC
 ) -> None:
     drain(sniffer)
-    recording = await record_stream(sensor, StreamingConfiguration(), frames=100)
+    recording = await record_stream(sth, StreamingConfiguration(), frames=100)
     frames = drain(sniffer)
 
     def is_data_answer(identifier: Identifier) -> bool:
@@ -95,10 +95,10 @@ async def test_first_data_frame_answers_stream_start(
 
 
 async def test_supply_voltage_answer_is_four_bytes(
-    sensor: STH, simulator: Simulator, sniffer: can.BusABC
+    sth: STH, simulator: Simulator, sniffer: can.BusABC
 ) -> None:
     drain(sniffer)
-    assert await sensor.get_supply_voltage() == pytest.approx(3.9, abs=0.01)
+    assert await sth.get_supply_voltage() == pytest.approx(3.9, abs=0.01)
     answers = [
         data
         for identifier, data in drain(sniffer)

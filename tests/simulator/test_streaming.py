@@ -50,14 +50,14 @@ def silence_noise(device: SensorDevice) -> None:
 
 @pytest.mark.parametrize("channels", CHANNELS.values(), ids=CHANNELS.keys())
 async def test_stream_values_rate_and_no_loss(
-    sensor: STH, simulator: Simulator, channels: tuple[bool, bool, bool]
+    sth: STH, simulator: Simulator, channels: tuple[bool, bool, bool]
 ) -> None:
     device = simulator.devices[0]
     silence_noise(device)
-    adc = await sensor.get_adc_configuration()
+    adc = await sth.get_adc_configuration()
     expected_rate = adc.sample_rate() / (2 if sum(channels) == 2 else 3)
 
-    recording = await record_stream(sensor, StreamingConfiguration(*channels), seconds=3.0)
+    recording = await record_stream(sth, StreamingConfiguration(*channels), seconds=3.0)
 
     assert recording.counters[0] == 0
     assert sum(recording.lost) == 0
@@ -68,20 +68,18 @@ async def test_stream_values_rate_and_no_loss(
     check_values(recording, device, channels, adc.reference_voltage, expected_rate)
 
 
-async def test_stream_follows_adc_and_sensor_configuration(
-    sensor: STH, simulator: Simulator
-) -> None:
+async def test_stream_follows_adc_and_sensor_configuration(sth: STH, simulator: Simulator) -> None:
     device = simulator.devices[0]
     silence_noise(device)
-    await sensor.set_adc_configuration(reference_voltage=5.0, oversampling_rate=128)
+    await sth.set_adc_configuration(reference_voltage=5.0, oversampling_rate=128)
     # Temperature, battery voltage and the 100 g accelerometer.
-    await sensor.set_sensor_configuration(SensorConfiguration(5, 10, 1))
-    adc = await sensor.get_adc_configuration()
+    await sth.set_sensor_configuration(SensorConfiguration(5, 10, 1))
+    adc = await sth.get_adc_configuration()
     expected_rate = adc.sample_rate() / 3
     assert expected_rate == pytest.approx(9523.8 / 2 / 3, rel=1e-3)
 
     channels = (True, True, True)
-    recording = await record_stream(sensor, StreamingConfiguration(*channels), seconds=0.5)
+    recording = await record_stream(sth, StreamingConfiguration(*channels), seconds=0.5)
 
     assert recording.dataloss == 0
     assert recording.frame_rate() == pytest.approx(expected_rate, rel=0.02)
@@ -90,9 +88,9 @@ async def test_stream_follows_adc_and_sensor_configuration(
     assert np.all(np.abs(temperature - 25.0) <= 0.6)
 
 
-async def test_rate_multiplier_speeds_up_stream(sensor: STH, simulator: Simulator) -> None:
+async def test_rate_multiplier_speeds_up_stream(sth: STH, simulator: Simulator) -> None:
     simulator.rate_multiplier = 4.0
-    adc = await sensor.get_adc_configuration()
-    recording = await record_stream(sensor, StreamingConfiguration(), seconds=1.0)
+    adc = await sth.get_adc_configuration()
+    recording = await record_stream(sth, StreamingConfiguration(), seconds=1.0)
     assert recording.dataloss == 0
     assert recording.frame_rate() == pytest.approx(4 * adc.sample_rate() / 3, rel=0.02)

@@ -86,29 +86,29 @@ ADC_SETTINGS = [
 ]
 
 
-async def test_adc_configuration_round_trip(sensor: STH, simulator: Simulator) -> None:
+async def test_adc_configuration_round_trip(sth: STH, simulator: Simulator) -> None:
     device = simulator.devices[0]
     for settings in ADC_SETTINGS:
-        await sensor.set_adc_configuration(**settings)
-        adc = await sensor.get_adc_configuration()
+        await sth.set_adc_configuration(**settings)
+        adc = await sth.get_adc_configuration()
         assert dict(adc) == pytest.approx(settings)
         assert adc.sample_rate() == pytest.approx(device.sample_rate())
         assert device.reference_voltage == pytest.approx(settings["reference_voltage"])
 
 
-async def test_sensor_configuration(sensor: STH, simulator: Simulator) -> None:
-    configuration = await sensor.get_sensor_configuration()
+async def test_sensor_configuration(sth: STH, simulator: Simulator) -> None:
+    configuration = await sth.get_sensor_configuration()
     assert (configuration.first, configuration.second, configuration.third) == (1, 2, 3)
-    await sensor.set_sensor_configuration(SensorConfiguration(5, 0, 10))
-    configuration = await sensor.get_sensor_configuration()
+    await sth.set_sensor_configuration(SensorConfiguration(5, 0, 10))
+    configuration = await sth.get_sensor_configuration()
     assert (configuration.first, configuration.second, configuration.third) == (5, 2, 10)
 
 
-async def test_unsupported_sensor_number(sensor: STH, simulator: Simulator) -> None:
+async def test_unsupported_sensor_number(sth: STH, simulator: Simulator) -> None:
     available = simulator.devices[0].available_sensors
     with pytest.raises(UnsupportedFeatureException):
-        await sensor.set_sensor_configuration(SensorConfiguration(available + 1, 0, 0))
-    configuration = await sensor.get_sensor_configuration()
+        await sth.set_sensor_configuration(SensorConfiguration(available + 1, 0, 0))
+    configuration = await sth.get_sensor_configuration()
     assert configuration.first == 1  # unchanged
 
 
@@ -120,63 +120,63 @@ LEGACY = SimulatorConfig(
 
 
 @pytest.mark.parametrize("sim_config", [LEGACY], indirect=True)
-async def test_device_without_channel_mapping(sensor: STH) -> None:
+async def test_device_without_channel_mapping(sth: STH) -> None:
     with pytest.raises(UnsupportedFeatureException):
-        await sensor.get_sensor_configuration()
+        await sth.get_sensor_configuration()
     with pytest.raises(UnsupportedFeatureException):
-        await sensor.set_sensor_configuration(SensorConfiguration(1, 2, 3))
+        await sth.set_sensor_configuration(SensorConfiguration(1, 2, 3))
 
 
-async def test_supply_voltage(sensor: STH, simulator: Simulator) -> None:
-    voltage = await sensor.get_supply_voltage()
+async def test_supply_voltage(sth: STH, simulator: Simulator) -> None:
+    voltage = await sth.get_supply_voltage()
     assert 3.7 <= voltage <= 4.2
     assert voltage == pytest.approx(simulator.devices[0].supply_voltage, abs=0.01)
     # The raw value follows Vref, the converted voltage does not.
-    await sensor.set_adc_configuration(reference_voltage=5.0)
-    assert await sensor.get_supply_voltage() == pytest.approx(voltage, abs=0.01)
+    await sth.set_adc_configuration(reference_voltage=5.0)
+    assert await sth.get_supply_voltage() == pytest.approx(voltage, abs=0.01)
 
 
-async def test_energy_modes(sensor: STH) -> None:
-    reduced = await sensor.get_energy_mode_reduced()
+async def test_energy_modes(sth: STH) -> None:
+    reduced = await sth.get_energy_mode_reduced()
     assert (reduced.sleep, reduced.advertisement) == (300_000, 1250)
-    await sensor.set_energy_mode_reduced(Times(sleep=60_000, advertisement=2000))
-    reduced = await sensor.get_energy_mode_reduced()
+    await sth.set_energy_mode_reduced(Times(sleep=60_000, advertisement=2000))
+    reduced = await sth.get_energy_mode_reduced()
     assert (reduced.sleep, reduced.advertisement) == (60_000, 2000)
-    assert await sensor.eeprom.read_sleep_time_1() == 60_000
-    await sensor.set_energy_mode_lowest(Times(sleep=1_000_000, advertisement=5000))
-    lowest = await sensor.get_energy_mode_lowest()
+    assert await sth.eeprom.read_sleep_time_1() == 60_000
+    await sth.set_energy_mode_lowest(Times(sleep=1_000_000, advertisement=5000))
+    lowest = await sth.get_energy_mode_lowest()
     assert (lowest.sleep, lowest.advertisement) == (1_000_000, 5000)
 
 
-async def test_product_data_and_eeprom(sensor: STH, stu: STU, simulator: Simulator) -> None:
-    assert await sensor.get_serial_number() == simulator.devices[0].config.serial_number
-    assert (await sensor.get_firmware_version()).major == 3
-    assert len(await sensor.get_oem_data()) == 64
-    await sensor.eeprom.write_serial_number("NEW-SERIAL")
-    assert await sensor.get_serial_number() == "NEW-SERIAL"
+async def test_product_data_and_eeprom(sth: STH, stu: STU, simulator: Simulator) -> None:
+    assert await sth.get_serial_number() == simulator.devices[0].config.serial_number
+    assert (await sth.get_firmware_version()).major == 3
+    assert len(await sth.get_oem_data()) == 64
+    await sth.eeprom.write_serial_number("NEW-SERIAL")
+    assert await sth.get_serial_number() == "NEW-SERIAL"
     await stu.eeprom.write_batch_number(1234)
     assert await stu.eeprom.read_batch_number() == 1234
     assert await stu.get_product_name() == visible_text("ICOtronic STU (simulated)")
 
 
-async def test_self_test_shifts_voltage(sensor: STH, simulator: Simulator) -> None:
+async def test_self_test_shifts_voltage(sth: STH, simulator: Simulator) -> None:
     signal = simulator.devices[0].signals[1]
     signal.amplitude = signal.noise = 0.0
-    before = await sensor.get_acceleration_voltage("x", 3.3)
-    await sensor.activate_acceleration_self_test("x")
-    during = await sensor.get_acceleration_voltage("x", 3.3)
-    await sensor.deactivate_acceleration_self_test("x")
-    after = await sensor.get_acceleration_voltage("x", 3.3)
+    before = await sth.get_acceleration_voltage("x", 3.3)
+    await sth.activate_acceleration_self_test("x")
+    during = await sth.get_acceleration_voltage("x", 3.3)
+    await sth.deactivate_acceleration_self_test("x")
+    after = await sth.get_acceleration_voltage("x", 3.3)
     shift = simulator.devices[0].SELF_TEST_VOLTS
     assert during - before == pytest.approx(shift, abs=0.01)
     assert after == pytest.approx(before, abs=0.01)
 
 
-async def test_single_data_set(sensor: STH, simulator: Simulator) -> None:
+async def test_single_data_set(sth: STH, simulator: Simulator) -> None:
     for signal in simulator.devices[0].signals.values():
         signal.amplitude = 0.0
         signal.noise = 0.0
-    data = await sensor.get_streaming_data_single()
+    data = await sth.get_streaming_data_single()
     # 0 g on sensor 1 (0.33..2.97 V) is 1.65 V, i.e. half of Vref 3.3 V.
     assert data.values[0] == pytest.approx(32768, abs=2)
     assert len(data.values) == 3
