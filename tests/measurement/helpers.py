@@ -58,7 +58,10 @@ class StreamRecorder:
     socket: ClientConnection | None = None
 
     def __post_init__(self) -> None:
-        self.socket = connect(self.url, max_size=None)
+        # A client that never reads cannot take the server's close frame from
+        # behind the data it did not read: its close gives up quickly rather than
+        # after the library's 10 s.
+        self.socket = connect(self.url, max_size=None, close_timeout=10 if self.read else 0.5)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
