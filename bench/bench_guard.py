@@ -28,11 +28,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from icoapi.access.guard import HostPolicy, RequestGuard
+from icoapi.access.protection import add_protection
 from icoapi.access.rules import Role
 from icoapi.access.tokens import TokenEntry, TokenStore, new_token, token_hash
 from icoapi.core.logging import SecretRedactor
-from icoapi.core.protection import add_protection
-from icoapi.core.security import HostPolicy, RequestGuard
 from icoapi.core.settings import load_settings
 
 ROUNDS = 20_000

@@ -24,6 +24,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from icoapi import __version__
+from icoapi.access.protection import (
+    GUARD_RESPONSES,
+    add_protection,
+    load_access_tokens,
+    log_access_control,
+    uvicorn_options,
+)
 from icoapi.access.tokens import TokenFileError, TokenStore
 from icoapi.configuration.router import router as config_router
 from icoapi.configuration.service import CONFIG_FILE_NAMES, ConfigService
@@ -31,13 +38,6 @@ from icoapi.core.errors import IcoapiError, shorten_validation_errors
 from icoapi.core.events import EventBus
 from icoapi.core.logging import setup_logging
 from icoapi.core.paths import AppPaths
-from icoapi.core.protection import (
-    GUARD_RESPONSES,
-    add_protection,
-    load_access_tokens,
-    log_access_control,
-    uvicorn_options,
-)
 from icoapi.core.routes import documented_methods
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
 from icoapi.core.tasks import TaskRegistry, run_blocking

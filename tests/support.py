@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from icoapi.core.protection import uvicorn_options
+from icoapi.access.protection import uvicorn_options
 from icoapi.core.settings import Settings, load_settings
 
 

@@ -1,1 +1,2 @@
-"""Access control: tokens with roles, and the rule of every route."""
+"""Access control: tokens with roles, the rule of every route, the request guard
+that enforces them and its wiring into the application."""

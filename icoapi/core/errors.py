@@ -29,7 +29,7 @@ class BadRequestError(IcoapiError):
 
 
 class UnauthorizedError(IcoapiError):
-    """Raised by nothing; documents the request guard's answer (icoapi.core.security)."""
+    """Raised by nothing; documents the request guard's answer (icoapi.access.guard)."""
 
     status_code = 401
     default_detail = "Missing token."

@@ -92,7 +92,7 @@ async def _send_lines(websocket: WebSocket, lines: AsyncIterator[str]) -> None:
 @router.websocket("/stream")
 async def stream_logs(websocket: WebSocket, logs: LogServiceDep) -> None:
     """Live log: one text frame per new log line, in the log file's format.
-    (Cross-site pages are refused by the request guard, see icoapi.core.security.)"""
+    (Cross-site pages are refused by the request guard, see icoapi.access.guard.)"""
     subscription = logs.subscribe()  # before accept: no line after connecting is lost
     try:
         await websocket.accept()

@@ -1,7 +1,7 @@
 """Wiring of the request protection: the middleware stack in its order, the
 body limits per route, the access tokens and the uvicorn options that belong to
 security. ``create_app`` and ``main`` call these; the pieces live in
-:mod:`icoapi.core.security`, :mod:`icoapi.core.limits` and :mod:`icoapi.core.asgi`."""
+:mod:`icoapi.access.guard`, :mod:`icoapi.core.limits` and :mod:`icoapi.core.asgi`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 
+from icoapi.access.guard import HostPolicy, RequestGuard
 from icoapi.access.tokens import TokenStore, load_tokens
 from icoapi.core.asgi import UnhandledErrors
 from icoapi.core.errors import (
@@ -21,7 +22,6 @@ from icoapi.core.errors import (
     error_responses,
 )
 from icoapi.core.limits import BodySizeLimit
-from icoapi.core.security import HostPolicy, RequestGuard
 from icoapi.core.settings import Settings
 
 logger = logging.getLogger(__name__)
