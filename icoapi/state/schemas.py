@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from icoapi.core.disk import DiskCapacity
 from icoapi.measurement.schemas import MeasurementInstructions, MeasurementStatus, PendingPostMeta
-from icoapi.system.schemas import ConnectedDevice, LinkState
+from icoapi.system.schemas import ConnectedDevice, LinkState, SystemSnapshot
+
+
+class ReportedLinkState(StrEnum):
+    """The link state as ``/state`` reports it: the system's :class:`LinkState`,
+    except ``measuring`` while a measurement holds the connected device (MyTooliT
+    ICOapi 0.2.1 reported it so, and the ICOdaq web client relies on it)."""
+
+    DISCONNECTED = LinkState.DISCONNECTED.value
+    STU_CONNECTED = LinkState.STU_CONNECTED.value
+    SENSOR_CONNECTED = LinkState.SENSOR_CONNECTED.value
+    MEASURING = "measuring"
+
+    @classmethod
+    def of(cls, system: SystemSnapshot) -> ReportedLinkState:
+        if system.measuring and system.link_state is LinkState.SENSOR_CONNECTED:
+            return cls.MEASURING
+        return cls(system.link_state.value)
 
 
 class UploadProgress(BaseModel):
@@ -97,7 +115,7 @@ class SystemStateModel(BaseModel):
     disk_capacity: DiskCapacity
     measurement_status: MeasurementStatusSummary
     cloud: CloudState
-    link_state: LinkState = Field(
+    link_state: ReportedLinkState = Field(
         description="disconnected, stu_connected, sensor_connected or measuring."
     )
     link_error: str | None = Field(description="Why the CAN link is not available.")

@@ -23,6 +23,7 @@ from icoapi.measurement.schemas import MeasurementStatus
 from icoapi.state.schemas import (
     CloudState,
     MeasurementStatusSummary,
+    ReportedLinkState,
     SocketMessage,
     SystemStateModel,
 )
@@ -63,11 +64,11 @@ class StateService:
             disk_capacity=disk_capacity(self.paths.measurements),
             measurement_status=MeasurementStatusSummary.of(self.measurement_status()),
             cloud=self.cloud_state(),
-            link_state=system.link_state,
+            link_state=ReportedLinkState.of(system),
             link_error=system.link_error,
             can_interface=system.can_interface,
             device=system.device,
-            measuring=self.system.measuring,
+            measuring=system.measuring,
             access_control=self.access_control,
             version=__version__,
         )

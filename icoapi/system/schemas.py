@@ -167,19 +167,19 @@ class ConnectedDevice(BaseModel):
 
 
 class LinkState(StrEnum):
-    """Where the CAN link stands: what is connected, and whether a measurement
-    holds the connected device."""
+    """Where the CAN link stands: what is connected. Whether a measurement holds
+    the connected device is separate (``ICOSystem.measuring``)."""
 
     DISCONNECTED = "disconnected"
     STU_CONNECTED = "stu_connected"
     SENSOR_CONNECTED = "sensor_connected"
-    MEASURING = "measuring"
 
 
 class SystemSnapshot(BaseModel):
     """The state of the ICOtronic system at one moment, for ``GET /state``."""
 
     link_state: LinkState
+    measuring: bool = Field(description="A measurement holds the connected sensor device.")
     link_error: str | None = Field(description="Why the CAN link is not available.")
     can_interface: str = Field(description="The CAN link, e.g. 'socketcan channel can0'.")
     device: ConnectedDevice | None = Field(description="The connected sensor device.")

@@ -3,15 +3,20 @@
 Every hardware request goes through :meth:`ICOSystem._exclusive`, which
 
 * serializes access (one request sequence on the bus at a time),
-* checks the state machine before acting,
+* checks the link state and the measurement lease before acting,
 * bounds the time of the whole operation, and
 * turns library and bus errors into the service's errors.
 
-State machine::
+Link state (what is connected)::
 
-    DISCONNECTED --open--> STU_CONNECTED --connect--> SENSOR_CONNECTED --lease--> MEASURING
-         ^                      |  ^                        |                         |
-         +------close-----------+  +-------disconnect-------+  <------lease ends------+
+    DISCONNECTED --open--> STU_CONNECTED --connect--> SENSOR_CONNECTED
+         ^                      |  ^                        |
+         +------close-----------+  +-------disconnect-------+
+
+Measurement lease (who may use the connected device): taken in
+SENSOR_CONNECTED by :meth:`ICOSystem.measurement_lease`; while it is held,
+``measuring`` is true and operations that would disturb the stream are refused.
+It ends when its holder leaves it, or earlier when the device or the link is lost.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from enum import Enum
+from typing import TYPE_CHECKING
 
 import can
 from icotronic.can.adc import ADCConfiguration
@@ -69,13 +75,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 STU_NAME = "STU 1"
 STU_DEVICE_NUMBER = 1
 # Pause between two polls of the STU's list of devices during a device search.
 SEARCH_POLL_INTERVAL = 0.1
 STU_OPERATING_STATE = 0x25  # Get / Application / Operating
+
+
+class DuringMeasurement(Enum):
+    """Whether an operation may run while a measurement holds the device."""
+
+    REFUSED = "refused"  # it would disturb the stream (MeasurementRunningError)
+    ALLOWED = "allowed"  # a read beside the stream
+    LEASE_ONLY = "lease only"  # for the holder of the measurement lease only
 
 
 class ICOSystem:
@@ -94,6 +106,10 @@ class ICOSystem:
         self.simulator_config = simulator_config
         self.simulator: Simulator | None = None
         self.state = LinkState.DISCONNECTED
+        # The running measurement's lease, or None. A token rather than a flag: a
+        # lease that ended early (device lost) must not end a later one when its
+        # holder finally leaves.
+        self._lease: object | None = None
         self.link_error: str | None = None
         self.device: ConnectedDevice | None = None
         self._lock = asyncio.Lock()
@@ -113,7 +129,8 @@ class ICOSystem:
 
     @property
     def measuring(self) -> bool:
-        return self.state is LinkState.MEASURING
+        """A measurement holds the connected device."""
+        return self._lease is not None
 
     def _set_state(self, state: LinkState) -> None:
         if state is not self.state:
@@ -121,11 +138,22 @@ class ICOSystem:
             self.state = state
             self.events.publish(SystemChanged())
 
-    def _require(self, *allowed: LinkState) -> None:
+    def _set_lease(self, lease: object | None) -> None:
+        if lease is not self._lease:
+            logger.debug("Measurement lease %s", "taken" if lease is not None else "ended")
+            self._lease = lease
+            self.events.publish(SystemChanged())
+
+    def _require(
+        self, *allowed: LinkState, during: DuringMeasurement = DuringMeasurement.REFUSED
+    ) -> None:
         if self.state is LinkState.DISCONNECTED and LinkState.DISCONNECTED not in allowed:
             raise CanLinkUnavailableError(self._unavailable_detail())
-        if self.state is LinkState.MEASURING and LinkState.MEASURING not in allowed:
-            raise MeasurementRunningError()
+        if self.measuring:
+            if during is DuringMeasurement.REFUSED:
+                raise MeasurementRunningError()
+        elif during is DuringMeasurement.LEASE_ONLY:
+            raise IncorrectStateError()
         if self.state not in allowed:
             raise IncorrectStateError()
 
@@ -209,7 +237,7 @@ class ICOSystem:
     async def reset_can(self) -> bool:
         """Tear down and reopen the CAN link (refused while measuring)."""
         async with self._lock:
-            if self.state is LinkState.MEASURING:
+            if self.measuring:
                 raise MeasurementRunningError()
             await self._close()
             if not await self._open():
@@ -218,23 +246,28 @@ class ICOSystem:
         return True
 
     def _forget_device(self) -> None:
+        """The device is gone for us, and with it the measurement lease on it."""
         self._sensor = None
         self._sensor_manager = None
+        self._set_lease(None)
         if self.device is not None:
             self.device = None
             self.events.publish(SystemChanged())
-        if self.state in (LinkState.SENSOR_CONNECTED, LinkState.MEASURING):
+        if self.state is LinkState.SENSOR_CONNECTED:
             self._set_state(LinkState.STU_CONNECTED)
 
     # -- serialized access ------------------------------------------------------------
 
     @asynccontextmanager
     async def _exclusive(
-        self, *allowed: LinkState, timeout: float | None = None
+        self,
+        *allowed: LinkState,
+        during: DuringMeasurement = DuringMeasurement.REFUSED,
+        timeout: float | None = None,
     ) -> AsyncIterator[STU]:
-        """Hold the bus for one operation: check state, bound time, map errors."""
+        """Hold the bus for one operation: check state and lease, bound time, map errors."""
         async with self._lock:
-            self._require(*allowed)
+            self._require(*allowed, during=during)
             assert self._stu is not None
             async with self._translate_errors(timeout or self.timeouts.request):
                 yield self._stu
@@ -267,19 +300,15 @@ class ICOSystem:
             self._sensor = None
             self._sensor_manager = None
             self.device = None
+            self._set_lease(None)
             self._set_state(LinkState.DISCONNECTED)
             raise CanLinkUnavailableError(self._unavailable_detail()) from error
-
-    async def call(self, operation: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
-        """Run one device operation for the holder of the measurement lease."""
-        async with self._exclusive(LinkState.MEASURING, timeout=timeout):
-            return await operation()
 
     # -- STU --------------------------------------------------------------------------
 
     async def get_stu(self) -> STUInfo:
         async with self._exclusive(
-            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, LinkState.MEASURING
+            LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED, during=DuringMeasurement.ALLOWED
         ) as stu:
             if self._stu_mac is None:
                 self._stu_mac = normalize_mac(str(await stu.get_mac_address()))
@@ -326,8 +355,8 @@ class ICOSystem:
         answer comes from the known state instead of from the STU."""
         if self.state is LinkState.DISCONNECTED:
             return False
-        if self.state is LinkState.MEASURING or self._lock.locked():
-            return self.state in (LinkState.SENSOR_CONNECTED, LinkState.MEASURING)
+        if self.measuring or self._lock.locked():
+            return self.state is LinkState.SENSOR_CONNECTED
         # No await between the check above and taking the free lock below.
         async with self._exclusive(LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED) as stu:
             connected = bool(await stu.is_connected())
@@ -422,6 +451,8 @@ class ICOSystem:
 
     async def rename(self, mac_address: str, new_name: str) -> RenameResponse:
         mac = normalize_mac(mac_address)
+        if self.measuring:
+            raise MeasurementRunningError()
         if self.state is LinkState.SENSOR_CONNECTED:
             if self.device is not None and self.device.mac_address != mac:
                 raise IncorrectStateError(
@@ -467,7 +498,7 @@ class ICOSystem:
 
     async def supply_voltage(self) -> tuple[float, str]:
         self._require_device()
-        async with self._exclusive(LinkState.SENSOR_CONNECTED, LinkState.MEASURING):
+        async with self._exclusive(LinkState.SENSOR_CONNECTED, during=DuringMeasurement.ALLOWED):
             assert self._sensor is not None
             voltage = await self._sensor.get_supply_voltage()
         return float(voltage), datetime.now(UTC).isoformat()
@@ -475,14 +506,16 @@ class ICOSystem:
     # -- measurement lease -------------------------------------------------------------
 
     @asynccontextmanager
-    async def measurement_lease(self, mac_address: str | None = None) -> AsyncIterator[SensorNode]:
+    async def measurement_lease(self, mac_address: str | None = None) -> AsyncIterator[None]:
         """Reserve the connected device for a measurement.
 
-        While the lease is held the state is MEASURING and every operation that
-        would disturb the stream (rename, ADC writes, disconnect, resets) is refused.
+        While the lease is held ``measuring`` is true and every operation that
+        would disturb the stream (rename, ADC writes, disconnect, resets) is
+        refused; the holder uses the device through ``configure_measurement`` and
+        ``open_data_stream``.
         """
         async with self._lock:
-            if self.state is LinkState.MEASURING:
+            if self.measuring:
                 raise MeasurementRunningError()
             if self.state is not LinkState.SENSOR_CONNECTED:
                 raise IncorrectStateError()
@@ -492,21 +525,21 @@ class ICOSystem:
                     f"Sensor device {normalize_mac(mac_address)} is not connected; the "
                     f"connected device is {self.device.mac_address}."
                 )
-            self._set_state(LinkState.MEASURING)
-            sensor = self._sensor
+            lease = object()
+            self._set_lease(lease)
         try:
-            yield sensor
+            yield
         finally:
-            # The state may have changed meanwhile (link lost during the run).
-            if self.measuring:
-                self._set_state(LinkState.SENSOR_CONNECTED)
+            # The lease may have ended meanwhile (device or link lost during the run).
+            if self._lease is lease:
+                self._set_lease(None)
 
     async def configure_measurement(
         self, adc: ADCSettings, sensor_configuration: SensorConfiguration | None
     ) -> tuple[ADCSettings, str]:
         """For the lease holder: apply the ADC settings (and the channel-to-sensor
         mapping if given); return the settings the device reports back and its name."""
-        async with self._exclusive(LinkState.MEASURING) as _:
+        async with self._exclusive(LinkState.SENSOR_CONNECTED, during=DuringMeasurement.LEASE_ONLY):
             sensor = self._sensor
             assert sensor is not None
             await sensor.set_adc_configuration(**adc.model_dump())
@@ -524,7 +557,7 @@ class ICOSystem:
     ) -> DataStream:
         """For the lease holder: start streaming ``channels``. ``timeout`` is the
         longest silence between two frames before reading fails."""
-        async with self._exclusive(LinkState.MEASURING) as _:
+        async with self._exclusive(LinkState.SENSOR_CONNECTED, during=DuringMeasurement.LEASE_ONLY):
             sensor = self._sensor
             assert sensor is not None
             # More than three seconds of frames waiting means the reader fell behind.
@@ -543,7 +576,9 @@ class ICOSystem:
         forget it if not. Returns whether it is still connected."""
         try:
             async with self._exclusive(
-                LinkState.SENSOR_CONNECTED, LinkState.MEASURING, timeout=self.timeouts.request
+                LinkState.SENSOR_CONNECTED,
+                during=DuringMeasurement.ALLOWED,
+                timeout=self.timeouts.request,
             ) as stu:
                 connected = bool(await stu.is_connected())
         except Exception:
@@ -557,6 +592,7 @@ class ICOSystem:
         """Link and device state for the state endpoint (never waits for the bus)."""
         return SystemSnapshot(
             link_state=self.state,
+            measuring=self.measuring,
             link_error=self.link_error,
             can_interface=self.link.describe(),
             device=self.device,
