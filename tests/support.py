@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -102,3 +106,40 @@ def fast_simulator_config(**overrides: Any) -> Any:
 
 def simulator_settings(data_dir: Path, **overrides: Any) -> Settings:
     return make_settings(data_dir, CAN_INTERFACE="simulator", **overrides)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spawn_service(data_dir: Path, port: int, **environment: str) -> subprocess.Popen[bytes]:
+    """``python -m icoapi`` of this checkout in a process of its own, on the
+    simulator unless ``environment`` says otherwise, listening on loopback."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "icoapi"],
+        env={
+            **os.environ,
+            "CAN_INTERFACE": "simulator",
+            "ICOAPI_DATA_DIR": str(data_dir),
+            "VITE_API_HOSTNAME": "127.0.0.1",
+            "VITE_API_PORT": str(port),
+            # this checkout's icoapi, whatever the environment has installed
+            "PYTHONPATH": str(ROOT),
+            **environment,
+        },
+        cwd=data_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for_service(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Wait until the service at ``url`` answers ``/health`` (it must not exit)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "service exited"
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("service did not start")

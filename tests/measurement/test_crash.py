@@ -4,11 +4,7 @@ next start completes from its journal and marks interrupted."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -18,42 +14,15 @@ from websockets.sync.client import connect
 
 from icoapi.hdf5.journal import journal_path
 from tests.measurement.helpers import instructions
-from tests.support import free_port
-
-
-def wait_for_server(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "service exited"
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError("service did not start")
+from tests.support import free_port, spawn_service, wait_for_service
 
 
 def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
     port = free_port()
-    environment = {
-        **os.environ,
-        "CAN_INTERFACE": "simulator",
-        "ICOAPI_DATA_DIR": str(tmp_path),
-        "VITE_API_HOSTNAME": "127.0.0.1",
-        "VITE_API_PORT": str(port),
-        # this checkout's icoapi, whatever the environment has installed
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "icoapi"],
-        env=environment,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = spawn_service(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_server(url, process)
+        wait_for_service(url, process)
         with httpx.Client(base_url=f"{url}/api/v1", timeout=60) as http:
             mac = http.get("/sth").json()[0]["mac_address"]
             assert http.put("/sth/connect", json={"mac_address": mac}).status_code == 200
@@ -85,15 +54,9 @@ def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
     assert journal_path(path).exists()
 
     # The next start recovers the file before it serves anything.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "icoapi"],
-        env=environment,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = spawn_service(tmp_path, port)
     try:
-        wait_for_server(url, process)
+        wait_for_service(url, process)
         with httpx.Client(base_url=f"{url}/api/v1", timeout=60) as http:
             attributes = http.get(f"/files/analyze/meta/{path.name}").json()["acceleration"][
                 "attributes"

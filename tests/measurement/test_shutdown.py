@@ -4,10 +4,7 @@ then the final loss, then a normal close."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,34 +13,18 @@ from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
 from tests.measurement.helpers import instructions
-from tests.measurement.test_crash import wait_for_server
-from tests.support import free_port
+from tests.support import free_port, spawn_service, wait_for_service
 
 
 def test_sigterm_delivers_every_sample(tmp_path: Path) -> None:
     port = free_port()
-    environment = {
-        **os.environ,
-        "CAN_INTERFACE": "simulator",
-        "ICOAPI_DATA_DIR": str(tmp_path),
-        "VITE_API_HOSTNAME": "127.0.0.1",
-        "VITE_API_PORT": str(port),
-        # this checkout's icoapi, whatever the environment has installed
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "icoapi"],
-        env=environment,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = spawn_service(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     samples = 0
     last_entries: list[dict[str, object]] = []
     closed_normally = False
     try:
-        wait_for_server(url, process)
+        wait_for_service(url, process)
         with httpx.Client(base_url=f"{url}/api/v1", timeout=60) as http:
             mac = http.get("/sth").json()[0]["mac_address"]
             assert http.put("/sth/connect", json={"mac_address": mac}).status_code == 200

@@ -11,37 +11,19 @@ import httpx
 from websockets.sync.client import connect
 
 from icoapi.simulator import Simulator
+from tests.measurement.helpers import instructions
 from tests.support import LiveServer
 
 PICTURE = "data:image/png;base64," + base64.b64encode(os.urandom(150_000)).decode()
-DISABLED = {"channel_number": 0, "sensor_id": None}
 
 
 def _instructions(mac: str) -> dict[str, object]:
-    return {
-        "name": "summary",
-        "mac_address": mac,
-        "time": None,
-        "first": {"channel_number": 1, "sensor_id": "acc100g_01"},
-        "second": DISABLED,
-        "third": DISABLED,
-        "ift_requested": False,
-        "ift_channel": "first",
-        "ift_window_width": 50,
-        "adc": {
-            "prescaler": 2,
-            "acquisition_time": 8,
-            "oversampling_rate": 64,
-            "reference_voltage": 3.3,
-        },
-        "meta": {
-            "version": "0.0.1",
-            "profile": "milling",
-            "parameters": {"person": "Ada", "pictures": {"0": PICTURE}},
-        },
-        "wait_for_post_meta": False,
-        "disconnect_after_measurement": False,
+    meta = {
+        "version": "0.0.1",
+        "profile": "milling",
+        "parameters": {"person": "Ada", "pictures": {"0": PICTURE}},
     }
+    return instructions(mac, name="summary", time=None, meta=meta)
 
 
 def test_state_carries_an_instructions_summary(
