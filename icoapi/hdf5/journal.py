@@ -65,15 +65,31 @@ class JournalWriter:
         self._unsynced = False
 
     def write(self, kind: RecordKind, payload: bytes) -> None:
-        header = RECORD.pack(MAGIC, kind, len(payload), zlib.crc32(payload))
-        self._file.write(header + payload)
-        self._unsynced = True
+        self._append(kind, (payload,))
 
     def write_json(self, kind: RecordKind, document: Any) -> None:
         self.write(kind, json.dumps(document, ensure_ascii=False).encode("utf-8"))
 
-    def write_rows(self, rows: bytes, lost: int) -> None:
-        self.write(RecordKind.ROWS, LOST.pack(lost) + rows)
+    def write_rows(self, rows: bytes | memoryview, lost: int) -> None:
+        """A rows record; ``rows`` are the rows' raw bytes (a byte view of the
+        array is enough: it is written as it is, not copied)."""
+        self._append(RecordKind.ROWS, (LOST.pack(lost), rows))
+
+    def _append(self, kind: RecordKind, parts: tuple[bytes | memoryview, ...]) -> None:
+        """One record whose payload is ``parts`` joined, written with one system
+        call and without joining them in memory."""
+        length = 0
+        crc = 0
+        for part in parts:
+            length += len(part)
+            crc = zlib.crc32(part, crc)
+        buffers = [RECORD.pack(MAGIC, kind, length, crc), *parts]
+        written = os.writev(self._file.fileno(), buffers)
+        if written < RECORD.size + length:  # a short write (a signal): the rest follows
+            rest = memoryview(b"".join(buffers))[written:]
+            while rest:
+                rest = rest[self._file.write(rest) or 0 :]
+        self._unsynced = True
 
     def sync(self) -> None:
         """Hand everything written to the operating system and to the disk."""
