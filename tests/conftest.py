@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from icoapi.api import create_app
 from icoapi.core.settings import Settings
@@ -32,11 +33,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 @pytest.fixture
-def live_server_factory(tmp_path: Path) -> Iterator[Any]:
+def live_app_factory() -> Iterator[Callable[[FastAPI], LiveServer]]:
+    """Serves a given app on a real uvicorn server; stops them all afterwards."""
     servers: list[LiveServer] = []
 
-    def start(settings: Settings | None = None, **state: Any) -> LiveServer:
-        app = create_app(settings or make_settings(tmp_path / "data"), **state)
+    def start(app: FastAPI) -> LiveServer:
         server = LiveServer(app)
         server.start()
         servers.append(server)
@@ -45,6 +46,16 @@ def live_server_factory(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def live_server_factory(
+    tmp_path: Path, live_app_factory: Callable[[FastAPI], LiveServer]
+) -> Callable[..., LiveServer]:
+    def start(settings: Settings | None = None, **state: Any) -> LiveServer:
+        return live_app_factory(create_app(settings or make_settings(tmp_path / "data"), **state))
+
+    return start
 
 
 @pytest.fixture

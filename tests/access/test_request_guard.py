@@ -3,7 +3,6 @@ every error, and forwarded headers believed only from trusted proxies."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,32 +13,17 @@ from websockets.sync.client import connect
 
 from icoapi.api import create_app
 from tests.access.helpers import settings_with_tokens
-from tests.support import LiveServer, make_settings
+from tests.support import make_settings
 
 ORIGIN = "http://localhost:5173"
 KEY = "k3y-for-guard-tests"
 
 
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Any]:
-    servers: list[LiveServer] = []
-
-    def start(app: Any) -> LiveServer:
-        server = LiveServer(app)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def test_dns_rebinding_is_refused(tmp_path: Path, start_server: Any) -> None:
+def test_dns_rebinding_is_refused(tmp_path: Path, live_app_factory: Any) -> None:
     settings = make_settings(
         tmp_path / "data", ICOAPI_API_KEY=KEY, ICOAPI_ALLOWED_HOSTS="icodaq.example.com"
     )
-    server = start_server(create_app(settings))
+    server = live_app_factory(create_app(settings))
     stop = f"{server.url}/api/v1/measurement/stop"
     # The reproduction from the issue: a page on evil.example re-pointed to
     # 127.0.0.1, whose Origin equals its Host; loopback needs no key.
@@ -63,9 +47,9 @@ def test_dns_rebinding_is_refused(tmp_path: Path, start_server: Any) -> None:
         assert httpx.post(stop, headers=origin, timeout=10).status_code == 200, host
 
 
-def test_preflight_is_answered_by_cors_not_by_auth(tmp_path: Path, start_server: Any) -> None:
+def test_preflight_is_answered_by_cors_not_by_auth(tmp_path: Path, live_app_factory: Any) -> None:
     settings = make_settings(tmp_path / "data", ICOAPI_API_KEY=KEY, ICOAPI_TRUSTED_NETWORKS="")
-    server = start_server(create_app(settings))
+    server = live_app_factory(create_app(settings))
     url = f"{server.url}/api/v1/reset-can"
     preflight = httpx.options(
         url,
@@ -86,7 +70,7 @@ def test_preflight_is_answered_by_cors_not_by_auth(tmp_path: Path, start_server:
     assert answer.headers["access-control-allow-origin"] == ORIGIN
 
 
-def test_every_error_carries_cors_headers(tmp_path: Path, start_server: Any) -> None:
+def test_every_error_carries_cors_headers(tmp_path: Path, live_app_factory: Any) -> None:
     settings, tokens = settings_with_tokens(tmp_path)
     app = create_app(settings)
 
@@ -94,7 +78,7 @@ def test_every_error_carries_cors_headers(tmp_path: Path, start_server: Any) -> 
     async def failing() -> None:
         raise RuntimeError("broken on purpose")
 
-    server = start_server(app)
+    server = live_app_factory(app)
     base = f"{server.url}/api/v1"
     operator = {"origin": ORIGIN, "authorization": f"Bearer {tokens['operator']}"}
     viewer = {"origin": ORIGIN, "authorization": f"Bearer {tokens['viewer']}"}
@@ -121,13 +105,13 @@ def test_every_error_carries_cors_headers(tmp_path: Path, start_server: Any) -> 
     assert log.count("Unhandled error in GET /api/v1/failing-route-for-test") == 1
 
 
-def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path, start_server: Any) -> None:
+def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path, live_app_factory: Any) -> None:
     spoofed = {"x-forwarded-for": "10.1.2.3"}
     # Key needed except from 10.0.0.0/8; the test client is 127.0.0.1.
     plain = make_settings(
         tmp_path / "plain", ICOAPI_API_KEY=KEY, ICOAPI_TRUSTED_NETWORKS="10.0.0.0/8"
     )
-    server = start_server(create_app(plain))
+    server = live_app_factory(create_app(plain))
     # uvicorn alone would take 10.1.2.3 from a 127.0.0.1 peer and skip the key.
     answer = httpx.get(f"{server.url}/api/v1/state", headers=spoofed, timeout=10)
     assert answer.status_code == 401
@@ -137,7 +121,7 @@ def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path, start_serve
         ICOAPI_TRUSTED_NETWORKS="10.0.0.0/8",
         ICOAPI_TRUSTED_PROXIES="127.0.0.1",
     )
-    proxied = start_server(create_app(behind_proxy))
+    proxied = live_app_factory(create_app(behind_proxy))
     answer = httpx.get(f"{proxied.url}/api/v1/state", headers=spoofed, timeout=10)
     assert answer.status_code == 200
     # The proxy is believed about where the client is; a client the proxy
@@ -148,12 +132,12 @@ def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path, start_serve
 
 
 def test_untrusted_proxy_does_not_make_its_clients_trusted(
-    tmp_path: Path, start_server: Any
+    tmp_path: Path, live_app_factory: Any
 ) -> None:
     # A proxy on this machine, forgotten in ICOAPI_TRUSTED_PROXIES: every request
     # it forwards comes from 127.0.0.1, a trusted network by default.
     settings = make_settings(tmp_path / "data", ICOAPI_API_KEY=KEY)
-    server = start_server(create_app(settings))
+    server = live_app_factory(create_app(settings))
     url = f"{server.url}/api/v1/measurement/stop"
     assert httpx.post(url, timeout=10).status_code == 200  # a local client
     for forwarded in ({"x-forwarded-for": "198.51.100.4"}, {"forwarded": "for=198.51.100.4"}):

@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 import tables
+from websockets.sync.client import connect
 
 from icoapi.core.events import Event, MeasurementFileFinished
 from icoapi.hdf5.metadata import MAX_METADATA_BYTES, read_metadata
@@ -223,8 +224,6 @@ def test_name_with_spaces_and_umlauts_survives(
 def test_dataloss_entries_are_their_own_messages(
     sim_server: LiveServer, client: httpx.Client, simulator: Simulator
 ) -> None:
-    from websockets.sync.client import connect
-
     mac = simulator.config.devices[0].mac
     connect_device(client, mac)
     simulator.faults.drop_rate = 0.05
