@@ -10,6 +10,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
+# pytest-xdist workers. Most tests wait on simulated hardware in real time
+# (scans, streams at 9.5 kHz, timeouts), so 6 workers keep 2 cores busy.
+TEST_WORKERS ?= 6
 
 .PHONY: install demo run test lint format bench simulator fuzz clean
 
@@ -37,7 +40,7 @@ run: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q -n 2 --dist worksteal --durations=10
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=10
 
 ## Fuzz the whole OpenAPI schema with schemathesis against the app on the simulator
 ## (tests/core/test_openapi_contract.py runs a short version in `make test`).

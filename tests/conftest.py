@@ -80,9 +80,11 @@ def sim_server_factory(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def sim_server(sim_server_factory: Any) -> LiveServer:
-    """A real uvicorn server whose CAN link is the built-in simulator."""
-    server: LiveServer = sim_server_factory()
+def sim_server(sim_server_factory: Any, request: pytest.FixtureRequest) -> LiveServer:
+    """A real uvicorn server whose CAN link is the built-in simulator; a test
+    marked ``@pytest.mark.settings(NAME=value)`` gets those settings."""
+    marker = request.node.get_closest_marker("settings")
+    server: LiveServer = sim_server_factory(**(marker.kwargs if marker else {}))
     return server
 
 

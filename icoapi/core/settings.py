@@ -177,6 +177,13 @@ class Settings(BaseSettings):
         description="Seconds a connect looks for a sensor device before it answers 404. "
         "Other hardware requests wait meanwhile; at most the library's own 20 s.",
     )
+    CAN_STREAM_TIMEOUT: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Seconds without a data frame before a running measurement counts as "
+        "broken (device out of range or switched off); the file keeps everything received.",
+    )
 
     # --- Measurement ----------------------------------------------------------------
     POST_META_TIMEOUT: float = Field(

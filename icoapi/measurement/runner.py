@@ -43,8 +43,6 @@ from icoapi.system.stream import DataStream
 
 logger = logging.getLogger(__name__)
 
-# Seconds without a frame before the stream counts as broken.
-STREAM_TIMEOUT = 5.0
 # Frames taken from the stream buffer per batch at most.
 MAX_BATCH_FRAMES = 4096
 DATALOSS_INTERVAL = 1.0
@@ -176,7 +174,7 @@ class MeasurementRun:
         ticker = asyncio.create_task(self._report_dataloss(), name="dataloss-ticker")
         try:
             stream = await self.system.open_data_stream(
-                layout.streaming_configuration(), self.frames.frame_rate, STREAM_TIMEOUT
+                layout.streaming_configuration(), self.frames.frame_rate
             )
             logger.info("Measurement %s streaming", self.plan.name)
             await self._consume(stream)

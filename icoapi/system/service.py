@@ -553,15 +553,17 @@ class ICOSystem:
         return applied, name
 
     async def open_data_stream(
-        self, channels: StreamingConfiguration, frame_rate: float, timeout: float
+        self, channels: StreamingConfiguration, frame_rate: float
     ) -> DataStream:
-        """For the lease holder: start streaming ``channels``. ``timeout`` is the
-        longest silence between two frames before reading fails."""
+        """For the lease holder: start streaming ``channels``. Reading fails after
+        ``timeouts.stream_silence`` seconds without a frame."""
         async with self._exclusive(LinkState.SENSOR_CONNECTED, during=DuringMeasurement.LEASE_ONLY):
             sensor = self._sensor
             assert sensor is not None
             # More than three seconds of frames waiting means the reader fell behind.
-            buffer = AsyncStreamBuffer(timeout, max_buffer_size=max(round(3 * frame_rate), 256))
+            buffer = AsyncStreamBuffer(
+                self.timeouts.stream_silence, max_buffer_size=max(round(3 * frame_rate), 256)
+            )
             sensor.spu.notifier.add_listener(buffer)
             stream = DataStream(sensor, buffer, self._lock, frame_rate)
             try:

@@ -40,6 +40,9 @@ class HardwareTimeouts:
     """A whole scan (the library collects devices for up to 5 s)."""
     reset: float = 20.0
     """An STU reset until the STU is operational again."""
+    stream_silence: float = 5.0
+    """Longest silence between two data frames of a running stream before
+    reading fails (``CAN_STREAM_TIMEOUT``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HardwareTimeouts:
@@ -50,6 +53,7 @@ class HardwareTimeouts:
             device_search=search,
             # Room for the Bluetooth connection after a search that used its time.
             connect=max(cls.connect, search + 15.0),
+            stream_silence=settings.CAN_STREAM_TIMEOUT,
         )
 
 

@@ -59,6 +59,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         ("VITE_API_ORIGINS", "*"),
         ("CAN_REQUEST_ATTEMPTS", "0"),
         ("CAN_DEVICE_SEARCH_TIMEOUT", "30"),
+        ("CAN_STREAM_TIMEOUT", "0"),
     ],
 )
 def test_invalid_value_names_the_variable(

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import tables
 import yaml
-from moto.server import ThreadedMotoServer
 
 from icoapi.dataspace.service import DataspaceOptions
 from tests.files.helpers import write_measurement
@@ -52,6 +50,9 @@ def moto_server(port: int = 0) -> Iterator[str]:
     """A real S3 server (moto) on 127.0.0.1; yields its endpoint URL. Its access
     log (werkzeug) is silenced: in this process it would land in the service's
     log file, with the presigned URLs the tests check that the service never logs."""
+    # moto and boto3 take half a second to import: only where a test needs them.
+    from moto.server import ThreadedMotoServer
+
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -63,6 +64,8 @@ def moto_server(port: int = 0) -> Iterator[str]:
 
 
 def s3_client(endpoint: str) -> Any:
+    import boto3
+
     return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint,

@@ -284,6 +284,8 @@ def test_rate_the_data_does_not_have_is_reported(
     assert measured == pytest.approx(1.5 * 9523.8, rel=0.02)
 
 
+# The device is declared lost after 1 s of silence, not the default 5 s.
+@pytest.mark.settings(CAN_STREAM_TIMEOUT=1.0)
 def test_file_finished_after_a_failure(
     sim_server: LiveServer, client: httpx.Client, simulator: Simulator
 ) -> None:

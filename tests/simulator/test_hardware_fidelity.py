@@ -66,17 +66,6 @@ async def request_connect_by_mac(stu: STU, mac: str) -> bytes:
 async def test_first_data_frame_answers_stream_start(
     sth: STH, simulator: Simulator, sniffer: can.BusABC
 ) -> None:
-    drain(sniffer)
-    recording = await record_stream(sth, StreamingConfiguration(), frames=100)
-    frames = drain(sniffer)
-    # The library may take a data frame for the stop's answer (both use the
-    # streaming identifier), so the real 1-byte answer can still be on its way.
-    while not frames or frames[-1][1] != b"\x80":
-        message = sniffer.recv(timeout=2)
-        if message is None:
-            break
-        frames.append((Identifier.decode(message.arbitration_id), bytes(message.data)))
-
     def is_data_answer(identifier: Identifier) -> bool:
         return (
             not identifier.request
@@ -84,6 +73,18 @@ async def test_first_data_frame_answers_stream_start(
             and identifier.receiver == SPU1
             and (identifier.block, identifier.command) == (Block.STREAMING, Streaming.DATA)
         )
+
+    drain(sniffer)
+    recording = await record_stream(sth, StreamingConfiguration(), frames=100)
+    frames = drain(sniffer)
+    # The library may take a data frame for the stop's answer (both use the
+    # streaming identifier), so the real 1-byte answer can still be on its way;
+    # the stop request itself has the same byte, so look for the answer.
+    while not frames or not (is_data_answer(frames[-1][0]) and frames[-1][1] == b"\x80"):
+        message = sniffer.recv(timeout=2)
+        if message is None:
+            break
+        frames.append((Identifier.decode(message.arbitration_id), bytes(message.data)))
 
     start = next(
         index

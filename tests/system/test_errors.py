@@ -240,10 +240,13 @@ def test_hardware_timeouts_follow_the_settings(tmp_path: Path) -> None:
         CAN_REQUEST_TIMEOUT=7,
         CAN_REQUEST_ATTEMPTS=3,
         CAN_DEVICE_SEARCH_TIMEOUT=20,
+        CAN_STREAM_TIMEOUT=1.5,
     )
     timeouts = HardwareTimeouts.from_settings(settings)
     assert (timeouts.request, timeouts.request_attempts) == (7, 3)
     assert timeouts.device_search == 20
+    assert timeouts.stream_silence == 1.5
     # A connect may still connect after a search that used all its time.
     assert timeouts.connect > timeouts.device_search
-    assert HardwareTimeouts.from_settings(make_settings(tmp_path / "d2")).device_search == 10
+    defaults = HardwareTimeouts.from_settings(make_settings(tmp_path / "d2"))
+    assert (defaults.device_search, defaults.stream_silence) == (10, 5)
