@@ -10,7 +10,8 @@ process ended while the file was written. For each one:
   replaces it;
 
 either way ``/acceleration`` gets ``measurement_status = "interrupted"``, its real
-``rows`` and the ``dataloss`` of the journal's rows, and the journal is removed.
+``rows``, ``frames``, ``lost_frames`` and the ``dataloss`` of the journal's rows,
+and the journal is removed.
 Memory stays bounded: the journal is read record by record.
 """
 
@@ -182,5 +183,7 @@ def _replay(journal: Path, h5: tables.File) -> int:
     frames = total // rows_per_frame
     table.attrs["measurement_status"] = INTERRUPTED
     table.attrs["rows"] = total
+    table.attrs["frames"] = frames
+    table.attrs["lost_frames"] = lost
     table.attrs["dataloss"] = lost / (lost + frames) if lost + frames else 0.0
     return total

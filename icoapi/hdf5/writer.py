@@ -69,9 +69,11 @@ class MeasurementWriter:
     numbers given for ``adc_reference_voltage`` are stored as text ("3.3") as
     upstream does, and icotronic's ``Sample_Rate`` text is added when the ADC
     values are known. Later: whatever :meth:`set_attributes` queues (the runner
-    sets ``Start_Time`` with the first batch). At close: ``dataloss`` (frames
-    lost / (lost + received), from the ``lost`` counts given to :meth:`append`),
-    ``rows``, ``measurement_status``.
+    sets ``Start_Time`` with the first batch). At close: ``frames`` (frames
+    given to :meth:`append`), ``lost_frames`` (the ``lost`` counts given with
+    them), ``dataloss`` (lost / (lost + frames)), ``rows``, ``measurement_status``.
+    These counts are the measurement's one record of its loss: the runner reports
+    them on the stream and in its log.
 
     Args:
         path: the file to create; an existing non-empty file is not overwritten.
@@ -138,6 +140,8 @@ class MeasurementWriter:
         self._pending_rows = 0
         self._rows = 0
         self._flushed_rows = 0
+        # Counted on the caller's side as batches are queued, so they are current
+        # for the caller; the writer thread reads them only at close.
         self._frames = 0
         self._lost = 0
 
@@ -164,8 +168,18 @@ class MeasurementWriter:
         return self._flushed_rows
 
     @property
+    def frames(self) -> int:
+        """Frames queued with :meth:`append` so far."""
+        return self._frames
+
+    @property
+    def lost_frames(self) -> int:
+        """The ``lost`` counts given to :meth:`append` so far."""
+        return self._lost
+
+    @property
     def dataloss(self) -> float:
-        """Lost / (lost + received) frames, from the ``lost`` counts given so far."""
+        """Lost / (lost + received) frames, from what :meth:`append` was given."""
         total = self._lost + self._frames
         return self._lost / total if total else 0.0
 
@@ -226,6 +240,8 @@ class MeasurementWriter:
         if frames == 0 and lost == 0:
             return
         self._put((_DATA, counter_array, sample_times, value_array, int(lost)))
+        self._frames += frames
+        self._lost += int(lost)
 
     def set_attributes(self, **attrs: Any) -> None:
         """Queue ``/acceleration`` attributes; applied in order with the data."""
@@ -243,9 +259,9 @@ class MeasurementWriter:
         """Drain the queue, write the final attributes and close the file. Blocks;
         call it from a thread (or use :meth:`aclose`). Idempotent.
 
-        ``final_attributes`` override the computed ``dataloss``/``rows`` and the
-        default status ``"completed"``; after a writer error the status becomes
-        ``"error: <text>"`` unless it already starts with ``error``."""
+        ``final_attributes`` override the computed counts and the default status
+        ``"completed"``; after a writer error the status becomes ``"error: <text>"``
+        unless it already starts with ``error``."""
         with self._close_lock:
             if self._closing:
                 thread = self._thread
@@ -428,8 +444,6 @@ class MeasurementWriter:
         values: npt.NDArray[np.float32],
         lost: int,
     ) -> None:
-        self._lost += lost
-        self._frames += len(counters)
         if not len(counters):
             return
         assert self._table is not None
@@ -480,6 +494,8 @@ class MeasurementWriter:
                 self._fail(error)
                 complete = False
             attrs: dict[str, Any] = {
+                "frames": self._frames,
+                "lost_frames": self._lost,
                 "dataloss": self.dataloss,
                 "rows": int(self._table.nrows),
                 "measurement_status": "completed",

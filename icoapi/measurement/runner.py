@@ -77,6 +77,8 @@ class RunPlan:
 
 @dataclass
 class LossCounter:
+    """Frames lost and received over the last reporting period."""
+
     lost: int = 0
     retrieved: int = 0
 
@@ -127,7 +129,6 @@ class MeasurementRun:
         self.file_closed = asyncio.Event()
         self.post_meta = PostMetaWait(plan.name, plan.path.name, post_meta_timeout)
         self.frames = FrameAssembler(plan.layout, plan.converter, plan.adc.sample_rate)
-        self.total = LossCounter()
         self.period = LossCounter()
         self.result = RunResult()
         self._start_time_written = False
@@ -196,8 +197,9 @@ class MeasurementRun:
                 self.result.add_problem(f"last data not written: {error}")
             if stream is not None:
                 await self._stop_stream(stream)
-        self.result.dataloss = self.total.dataloss
-        self.result.frames = self.total.retrieved
+        # The file's counts are the run's (writer.frames and .dataloss).
+        self.result.dataloss = self.writer.dataloss
+        self.result.frames = self.writer.frames
         for problem in self.writer.problems:  # e.g. metadata the file could not take
             self.result.add_problem(problem)
         self._check_rate()
@@ -206,7 +208,7 @@ class MeasurementRun:
         if self.result.problems and not self.result.status.startswith("error"):
             self.result.status = f"error: {'; '.join(self.result.problems)}"
         self.live.flush()
-        self.live.add_dataloss(self.total.dataloss, self.frames.last_time)
+        self.live.add_dataloss(self.result.dataloss, self.frames.last_time)
         failure = self.result.error
         if failure is not None:
             self.live.send_object(
@@ -277,7 +279,6 @@ class MeasurementRun:
         batch = self.frames.merge(self._unwritten)
         self._unwritten = []
         self._unwritten_frames = 0
-        self.total.add(batch.lost, len(batch))
         self.period.add(batch.lost, len(batch))
         self.writer.append(
             batch.counters,
@@ -296,14 +297,8 @@ class MeasurementRun:
                 self.period = LossCounter()
 
     async def _finish_file(self) -> None:
-        final = {
-            "dataloss": self.result.dataloss,
-            "measurement_status": self.result.status,
-            "frames": self.result.frames,
-            "lost_frames": self.total.lost,
-        }
         try:
-            await self.writer.aclose(final)
+            await self.writer.aclose({"measurement_status": self.result.status})
         except Exception as error:
             logger.error("Could not close measurement file %s: %s", self.plan.path, error)
             if self.result.error is None:

@@ -76,6 +76,7 @@ def test_unreadable_file_is_rebuilt_from_its_journal(tmp_path: Path) -> None:
         assert table.attrs["measurement_status"] == "interrupted"
         assert table.attrs["rows"] == 500
         assert table.attrs["dataloss"] == pytest.approx(5 / 505)
+        assert (table.attrs["frames"], table.attrs["lost_frames"]) == (500, 5)
         assert table.attrs["Start_Time"] == "2026-01-01T00:00:00"
         assert json.loads(read_metadata(h5, "pre") or "") == BIG
         assert h5.root.sensors.nrows == 1

@@ -146,10 +146,14 @@ def test_dataloss_from_the_lost_counts_given(make_writer: Factory, tmp_path: Pat
     writer = make_writer(["first", "third"])
     writer.append(*frames(300, values_per_frame=2), lost=0)
     writer.append(*frames(700, 2300, values_per_frame=2), lost=2000)  # a long gap
+    # The counts are current for the caller before the writer thread got there.
+    assert (writer.frames, writer.lost_frames) == (1000, 2000)
     writer.close()
     assert writer.dataloss == pytest.approx(2000 / 3000)
     with tables.open_file(tmp_path / "m.hdf5") as h5:
-        assert h5.root.acceleration.attrs["dataloss"] == pytest.approx(2000 / 3000)
+        attrs = h5.root.acceleration.attrs
+        assert attrs["dataloss"] == pytest.approx(2000 / 3000)
+        assert (attrs["frames"], attrs["lost_frames"]) == (1000, 2000)
         assert h5.root.acceleration.nrows == 1000
 
 
