@@ -74,7 +74,7 @@ def client_process(url: str, clients: int, ready: Any, results: Any) -> None:
     sample timestamp). Runs until the server closes the sockets."""
     from websockets.sync.client import connect
 
-    sockets = [connect(url, max_size=None) for _ in range(clients)]
+    sockets = [connect(url, max_size=None, legacy=True) for _ in range(clients)]
     records: list[list[tuple[float, float]]] = [[] for _ in sockets]
     samples = [0] * clients
 

@@ -61,7 +61,9 @@ class StreamRecorder:
         # A client that never reads cannot take the server's close frame from
         # behind the data it did not read: its close gives up quickly rather than
         # after the library's 10 s.
-        self.socket = connect(self.url, max_size=None, close_timeout=10 if self.read else 0.5)
+        self.socket = connect(
+            self.url, max_size=None, close_timeout=10 if self.read else 0.5, legacy=True
+        )
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
