@@ -26,7 +26,9 @@ $(POETRY):
 $(STAMP): pyproject.toml poetry.lock | $(POETRY)
 	@python=$$(scripts/find-python) && \
 	{ [ -x $(PY) ] || "$$python" -m venv $(VENV); } && \
-	$(POETRY) install --quiet --with dev
+	@# --compile: bytecode for every installed package now, so no process (the
+	@# service, each test worker) compiles them again where PYTHONDONTWRITEBYTECODE is set.
+	$(POETRY) install --quiet --with dev --compile
 	@touch $(STAMP)
 
 ## Start the service against the built-in device simulator (no hardware needed).
