@@ -23,11 +23,11 @@ $(POETRY):
 	"$$python" -m venv $(POETRY_HOME) && \
 	$(POETRY_HOME)/bin/pip install --quiet --disable-pip-version-check "poetry==$(POETRY_VERSION)"
 
+# --compile: bytecode for every installed package now, so no process (the
+# service, each test worker) compiles them again where PYTHONDONTWRITEBYTECODE is set.
 $(STAMP): pyproject.toml poetry.lock | $(POETRY)
 	@python=$$(scripts/find-python) && \
 	{ [ -x $(PY) ] || "$$python" -m venv $(VENV); } && \
-	@# --compile: bytecode for every installed package now, so no process (the
-	@# service, each test worker) compiles them again where PYTHONDONTWRITEBYTECODE is set.
 	$(POETRY) install --quiet --with dev --compile
 	@touch $(STAMP)
 
