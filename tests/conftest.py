@@ -59,24 +59,23 @@ def live_server_factory(
 
 
 @pytest.fixture
-def sim_server_factory(tmp_path: Path) -> Iterator[Any]:
+def sim_server_factory(
+    tmp_path: Path, live_app_factory: Callable[[FastAPI], LiveServer]
+) -> Callable[..., LiveServer]:
     """Start real uvicorn servers on the built-in simulator; keyword arguments
     override settings (e.g. shorter hardware timeouts)."""
-    servers: list[LiveServer] = []
+    started = 0
 
     def start(**overrides: Any) -> LiveServer:
-        data_dir = tmp_path / f"data{len(servers) or ''}"
+        nonlocal started
+        data_dir = tmp_path / f"data{started or ''}"
+        started += 1
         app = create_app(
             simulator_settings(data_dir, **overrides), simulator_config=fast_simulator_config()
         )
-        server = LiveServer(app)
-        server.start()
-        servers.append(server)
-        return server
+        return live_app_factory(app)
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 @pytest.fixture
