@@ -114,6 +114,12 @@ def part_size_for(size: int, part_size: int = PART_SIZE) -> int:
     return part_size
 
 
+def etag_part_size(etag: str, size: int, part_size: int) -> int:
+    """The part size an ETag of a ``size``-byte file was computed with: 0 for a
+    single-PUT MD5, else the multipart part size (ETags ``md5-N``)."""
+    return part_size_for(size, part_size) if "-" in etag else 0
+
+
 def file_etag(path: Path, size: int, part_size: int = PART_SIZE) -> str:
     """The ETag an S3 store gives ``path`` uploaded by this service: the MD5 for
     a single PUT, ``md5(part md5s)-N`` for a multipart upload."""
@@ -512,7 +518,7 @@ class S3Connector:
 
         self.connection = connection
         self.part_size = part_size
-        self.prefix = f"{connection.bucket_folder}/" if connection.bucket_folder else ""
+        self.prefix = connection.key("")  # every object key starts with it
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,

@@ -53,6 +53,13 @@ class IntegrityError(DataspaceError):
     transient = False
 
 
+class UnreadableFileError(DataspaceError):
+    """The local file is not a readable HDF5 file; uploading it again will not help."""
+
+    default_detail = "The file is not a readable HDF5 file."
+    transient = False
+
+
 class FileChangedError(DataspaceError):
     """The local file changed while it was uploaded; it is uploaded again."""
 

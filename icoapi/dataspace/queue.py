@@ -158,6 +158,11 @@ class UploadQueue:
             rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC").fetchall()
         return [Job.from_row(row) for row in rows]
 
+    def count_queued(self) -> int:
+        """Jobs waiting for their turn."""
+        row = self._one("SELECT COUNT(*) FROM jobs WHERE state='queued'")
+        return int(row[0]) if row is not None else 0
+
     def latest_by_name(self) -> dict[str, Job]:
         """The newest job of each file."""
         with self._lock:

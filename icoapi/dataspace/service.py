@@ -40,8 +40,8 @@ from icoapi.dataspace.connectors import (
     S3Connector,
     TridentConnector,
     UploadResult,
+    etag_part_size,
     file_etag,
-    part_size_for,
 )
 from icoapi.dataspace.errors import (
     DataspaceAuthError,
@@ -54,6 +54,7 @@ from icoapi.dataspace.errors import (
     FileIdRequiredError,
     JobNotFoundError,
     JobStateError,
+    UnreadableFileError,
 )
 from icoapi.dataspace.queue import FINISHED_STATES, Job, UploadQueue
 from icoapi.dataspace.schemas import RemoteFile, UploadJob
@@ -114,7 +115,8 @@ def upload_metadata(path: Path) -> dict[str, Any]:
             h5 = tables.open_file(str(path), "r")
         except Exception as error:
             error_type = type(error).__name__
-            raise _permanent(f"{path.name} is not a readable HDF5 file ({error_type}).") from error
+            detail = f"{path.name} is not a readable HDF5 file ({error_type})."
+            raise UnreadableFileError(detail) from error
         try:
             if "/acceleration" not in h5:
                 attributes: dict[str, Any] = {}
@@ -151,12 +153,6 @@ def _parse_json(value: Any) -> Any:
         return json.loads(value)
     except ValueError:
         return value
-
-
-def _permanent(detail: str) -> DataspaceError:
-    error = DataspaceError(detail)
-    error.transient = False
-    return error
 
 
 # The HTTP libraries log full URLs at DEBUG, and presigned URLs carry signatures.
@@ -216,7 +212,7 @@ class DataspaceService:
         """Load the configuration and start the uploader (which connects)."""
         self._loop = asyncio.get_running_loop()
         await run_blocking(self._reload_config)
-        self._queued = await run_blocking(self._count_queued)
+        self._queued = await run_blocking(self.queue.count_queued)
         self._worker = self.tasks.spawn(self._run(), name="dataspace-uploader")
 
     async def close(self) -> None:
@@ -304,11 +300,8 @@ class DataspaceService:
                 logger.warning("Dataspace not available: %s", reason)
             self._publish_from_thread()
 
-    def _count_queued(self) -> int:
-        return sum(1 for job in self.queue.jobs() if job.state == "queued")
-
     async def _after_queue_change(self) -> None:
-        self._queued = await run_blocking(self._count_queued)
+        self._queued = await run_blocking(self.queue.count_queued)
         self._wake.set()
         self._publish()
 
@@ -596,7 +589,7 @@ class DataspaceService:
         finally:
             self._current = None
             self._cancelled.discard(job.id)
-            self._queued = await run_blocking(self._count_queued)
+            self._queued = await run_blocking(self.queue.count_queued)
             self._publish()
 
     async def _job_failed(self, job: Job, error: DataspaceError) -> None:
@@ -666,7 +659,7 @@ class DataspaceService:
         if (after.st_size, after.st_mtime_ns) != (size, mtime_ns):
             raise FileChangedError(f"{job.name} changed during the upload.")
         self.queue.record_upload(job.name, size, mtime_ns, result.etag)
-        part_size = part_size_for(size, connector.part_size) if "-" in result.etag else 0
+        part_size = etag_part_size(result.etag, size, connector.part_size)
         self.queue.store_etag(job.name, size, mtime_ns, part_size, result.etag)
         return result
 
@@ -752,11 +745,8 @@ class DataspaceService:
 
     def _local_etag(self, name: str, size: int, mtime_ns: int, remote_etag: str) -> str | None:
         connector = self.connector
-        part_size = (
-            part_size_for(size, connector.part_size if connector else PART_SIZE)
-            if "-" in remote_etag
-            else 0
-        )
+        configured = connector.part_size if connector else PART_SIZE
+        part_size = etag_part_size(remote_etag, size, configured)
         cached = self.queue.cached_etag(name, size, mtime_ns, part_size)
         if cached is not None:
             return cached
