@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,12 +82,8 @@ def recover_file(journal: Path) -> Recovery:
     return result
 
 
-def _records(journal: Path) -> Iterator[tuple[RecordKind, bytes]]:
-    return read_journal(journal)
-
-
 def _header(journal: Path) -> dict[str, Any] | None:
-    for kind, payload in _records(journal):
+    for kind, payload in read_journal(journal):
         if kind is RecordKind.HEADER:
             header: dict[str, Any] = json.loads(payload)
             return header
@@ -164,7 +159,7 @@ def _replay(journal: Path, h5: tables.File) -> int:
     present = int(table.nrows)
     seen = 0
     lost = 0
-    for kind, payload in _records(journal):
+    for kind, payload in read_journal(journal):
         if kind is RecordKind.ROWS:
             lost += LOST.unpack_from(payload)[0]
             rows = np.frombuffer(payload, dtype=table.dtype, offset=LOST.size)

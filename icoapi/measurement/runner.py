@@ -207,8 +207,7 @@ class MeasurementRun:
             self.result.status = "stopped"
         if self.result.problems and not self.result.status.startswith("error"):
             self.result.status = f"error: {'; '.join(self.result.problems)}"
-        self.live.flush()
-        self.live.add_dataloss(self.result.dataloss, self.frames.last_time)
+        self.live.add_dataloss(self.result.dataloss, self.frames.last_time)  # flushes first
         failure = self.result.error
         if failure is not None:
             self.live.send_object(

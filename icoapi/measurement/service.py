@@ -253,21 +253,17 @@ class MeasurementService:
             raise InvalidInstructionsError(f"Invalid channels: {error}.") from error
         if instructions.adc is None:
             raise InvalidInstructionsError("Invalid ADC configuration.")
-        adc = instructions.adc
-        if adc.acquisition_time in UNENCODABLE_ACQUISITION_TIMES:
-            allowed = [v for v in ACQUISITION_TIMES if v not in UNENCODABLE_ACQUISITION_TIMES]
-            raise InvalidInstructionsError(
-                f"adc.acquisition_time {adc.acquisition_time} is not supported for "
-                f"measurements (the device cannot apply it); allowed: "
-                f"{', '.join(map(str, allowed))}."
-            )
-        if adc.oversampling_rate in UNENCODABLE_OVERSAMPLING_RATES:
-            allowed = [v for v in OVERSAMPLING_RATES if v not in UNENCODABLE_OVERSAMPLING_RATES]
-            raise InvalidInstructionsError(
-                f"adc.oversampling_rate {adc.oversampling_rate} is not supported for "
-                f"measurements (the device cannot apply it); allowed: "
-                f"{', '.join(map(str, allowed))}."
-            )
+        for field, values, unencodable in (
+            ("acquisition_time", ACQUISITION_TIMES, UNENCODABLE_ACQUISITION_TIMES),
+            ("oversampling_rate", OVERSAMPLING_RATES, UNENCODABLE_OVERSAMPLING_RATES),
+        ):
+            value = getattr(instructions.adc, field)
+            if value in unencodable:
+                allowed = [v for v in values if v not in unencodable]
+                raise InvalidInstructionsError(
+                    f"adc.{field} {value} is not supported for measurements (the device "
+                    f"cannot apply it); allowed: {', '.join(map(str, allowed))}."
+                )
         if instructions.meta is not None:
             check_metadata_size(instructions.meta.model_dump())
         if instructions.ift_requested:

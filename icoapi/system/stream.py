@@ -44,7 +44,6 @@ class StopReport:
 
     stopped: bool  # verified: no frame arrived after the device's last answer
     detail: str  # human-readable account ("" when stopped at the first attempt)
-    late_frames: int  # frames that arrived after a stop answer
 
 
 class DataStream:
@@ -96,7 +95,6 @@ class DataStream:
         attempts = 1 if after_error else STOP_ATTEMPTS
         window = min(2.0, max(0.2, 3 / self._frame_rate)) if self._frame_rate > 0 else 0.2
         problems: list[str] = []
-        late = 0
         try:
             async with self._lock, asyncio.timeout(timeout):
                 for attempt in range(1, attempts + 1):
@@ -114,8 +112,7 @@ class DataStream:
                     await asyncio.sleep(window)
                     arrived = self._drain()
                     if arrived == 0:
-                        return StopReport(True, "; ".join(problems), late)
-                    late += arrived
+                        return StopReport(True, "; ".join(problems))
                     problems.append(
                         f"attempt {attempt}: {arrived} frames arrived after the stop request"
                     )
@@ -123,9 +120,7 @@ class DataStream:
             problems.append(f"stopping took longer than {timeout:g} s")
         finally:
             self.close()
-        return StopReport(
-            False, "the device did not stop streaming (" + "; ".join(problems) + ")", late
-        )
+        return StopReport(False, "the device did not stop streaming (" + "; ".join(problems) + ")")
 
     def close(self) -> None:
         """Stop listening (the device is not asked anything)."""
