@@ -141,6 +141,19 @@ def json_attribute(value: Any) -> Any:
     return stored.item() if isinstance(stored, np.generic) else stored
 
 
+def loss_fraction(lost: int, received: int) -> float:
+    """The ``dataloss`` of a measurement: lost / (lost + received) frames."""
+    total = lost + received
+    return lost / total if total else 0.0
+
+
+def status_with_problems(status: str, problems: list[str]) -> str:
+    """A file status that reports ``problems`` (kept if it is an error already)."""
+    if problems and not status.startswith("error"):
+        return f"error: {'; '.join(problems)}"
+    return status
+
+
 def describe_error(error: BaseException, limit: int = 300) -> str:
     """A one-line description (HDF5 errors carry a long library back trace)."""
     text = str(error)

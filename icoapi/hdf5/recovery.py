@@ -36,6 +36,7 @@ from icoapi.hdf5.layout import (
     attribute_value,
     create_measurement_file,
     describe_error,
+    loss_fraction,
 )
 
 logger = logging.getLogger(__name__)
@@ -180,5 +181,5 @@ def _replay(journal: Path, h5: tables.File) -> int:
     table.attrs["rows"] = total
     table.attrs["frames"] = frames
     table.attrs["lost_frames"] = lost
-    table.attrs["dataloss"] = lost / (lost + frames) if lost + frames else 0.0
+    table.attrs["dataloss"] = loss_fraction(lost, frames)
     return total

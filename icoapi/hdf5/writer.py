@@ -37,6 +37,8 @@ from icoapi.hdf5.layout import (
     create_measurement_file,
     describe_error,
     json_attribute,
+    loss_fraction,
+    status_with_problems,
 )
 
 logger = logging.getLogger(__name__)
@@ -180,8 +182,7 @@ class MeasurementWriter:
     @property
     def dataloss(self) -> float:
         """Lost / (lost + received) frames, from what :meth:`append` was given."""
-        total = self._lost + self._frames
-        return self._lost / total if total else 0.0
+        return loss_fraction(self._lost, self._frames)
 
     def start(self) -> None:
         """Start the writer thread; it creates the file (errors end up in :attr:`error`)."""
@@ -504,8 +505,8 @@ class MeasurementWriter:
             status = str(attrs["measurement_status"])
             if self._error is not None and not status.startswith("error"):
                 attrs["measurement_status"] = f"error: {describe_error(self._error)}"
-            elif self._problems and not status.startswith("error"):
-                attrs["measurement_status"] = f"error: {'; '.join(self._problems)}"
+            else:
+                attrs["measurement_status"] = status_with_problems(status, self._problems)
             try:
                 for key, value in attrs.items():
                     self._table.attrs[key] = attribute_value(value)

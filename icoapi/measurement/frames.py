@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from icoapi.hdf5.layout import loss_fraction
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.layout import ChannelLayout
 from icoapi.system.stream import RawFrames
@@ -167,8 +168,7 @@ class FrameAssembler:
 
     @property
     def dataloss(self) -> float:
-        total = self.lost + self.received
-        return self.lost / total if total else 0.0
+        return loss_fraction(self.lost, self.received)
 
     @property
     def measured_frame_rate(self) -> float | None:

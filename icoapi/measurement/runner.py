@@ -27,7 +27,7 @@ from icoapi.core.events import (
     PostMetaRequested,
 )
 from icoapi.core.tasks import run_blocking
-from icoapi.hdf5.layout import describe_error
+from icoapi.hdf5.layout import describe_error, loss_fraction, status_with_problems
 from icoapi.hdf5.metadata import append_metadata
 from icoapi.hdf5.writer import MeasurementWriter
 from icoapi.measurement.conversion import SampleConverter
@@ -88,8 +88,7 @@ class LossCounter:
 
     @property
     def dataloss(self) -> float:
-        total = self.lost + self.retrieved
-        return self.lost / total if total else 0.0
+        return loss_fraction(self.lost, self.retrieved)
 
 
 @dataclass
@@ -205,8 +204,7 @@ class MeasurementRun:
         self._check_rate()
         if self.stop_requested.is_set() and self.result.error is None:
             self.result.status = "stopped"
-        if self.result.problems and not self.result.status.startswith("error"):
-            self.result.status = f"error: {'; '.join(self.result.problems)}"
+        self.result.status = status_with_problems(self.result.status, self.result.problems or [])
         self.live.add_dataloss(self.result.dataloss, self.frames.last_time)  # flushes first
         failure = self.result.error
         if failure is not None:
@@ -305,9 +303,8 @@ class MeasurementRun:
         if self.writer.error is not None and self.result.error is None:
             self.result.error = self.writer.error
             self.result.status = f"error: {describe_error(self.writer.error)}"
-        elif self.writer.problems and not self.result.status.startswith("error"):
-            # problems that came up while the file was closed
-            self.result.status = f"error: {'; '.join(self.writer.problems)}"
+        else:  # problems that came up while the file was closed
+            self.result.status = status_with_problems(self.result.status, self.writer.problems)
         logger.info(
             "Measurement %s finished (%s): %d frames, data loss %.2f %%, file %s",
             self.plan.name,
