@@ -148,9 +148,14 @@ class RequestGuard:
         ]
         path: str = scope["path"]
         if path.startswith(f"{self.api_prefix}/") or path == self.api_prefix:
-            needed = self.rules.required(method, path[len(self.api_prefix) :] or "/")
             identity = NO_ACCESS_CONTROL
-            if self.tokens.enabled and needed > Role.PUBLIC:
+            # Without tokens every request passes: no rule lookup on that path.
+            needed = (
+                self.rules.required(method, path[len(self.api_prefix) :] or "/")
+                if self.tokens.enabled
+                else Role.PUBLIC
+            )
+            if needed > Role.PUBLIC:
                 token = self._presented_token(scope, headers, protocols)
                 found = self._identify(scope, headers, token)
                 if found is None:

@@ -101,7 +101,6 @@ class RuleBook:
     """Looks up the role a request needs, by method and path below the API prefix."""
 
     def __init__(self, rules: dict[tuple[str, str], Role] = RULES) -> None:
-        self.rules = dict(rules)
         compiled = [
             (method, RoutePattern.compile(path), role) for (method, path), role in rules.items()
         ]

@@ -155,7 +155,8 @@ class ConfigKind:
     upload_summary: str
     """First line of the ``POST`` route's documentation."""
     holds_secrets: bool = False
-    """Downloads show credentials as ``***``."""
+    """Downloads show credentials as ``***``; the file and its backups are 0600
+    and its secrets are registered for log redaction."""
 
     @property
     def stem(self) -> str:
@@ -475,7 +476,7 @@ class ConfigService:
     def _store(self, kind: ConfigKind, payload: bytes, document: YamlDocument) -> str | None:
         """Atomically replace the file, keeping the old one as a backup. Returns the
         backup's name. The caller has validated ``document`` (parsed ``payload``)."""
-        if kind is DATASPACE:
+        if kind.holds_secrets:
             # Before anything could log it.
             self.redactor.register(secrets_in(document.data))
         target = self.path(kind)
@@ -490,7 +491,7 @@ class ConfigService:
                     file.flush()
                     os.fsync(file.fileno())
                 backup = None
-                if kind is DATASPACE:
+                if kind.holds_secrets:
                     # The credentials file stays private, whatever mode it had (0600
                     # from mkstemp).
                     os.chmod(temporary, SECRET_FILE_MODE)
@@ -537,7 +538,7 @@ class ConfigService:
             except BaseException:
                 destination.unlink(missing_ok=True)
                 raise
-            if kind is DATASPACE:
+            if kind.holds_secrets:
                 os.chmod(destination, SECRET_FILE_MODE)
             else:
                 shutil.copymode(source, destination)
