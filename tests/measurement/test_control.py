@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer, fast_simulator_config, simulator_settings
+from tests.support import LiveServer
 
 INCORRECT_STATE = {"detail": "Incorrect request for current ICOtronic system state."}
 
@@ -246,11 +245,8 @@ def test_post_meta(sim_server: LiveServer, client: httpx.Client, simulator: Simu
     assert stored["parameters"]["depth"] == {"value": 2.5, "unit": "mm"}
 
 
-def test_post_meta_timeout(tmp_path: Path, live_server_factory: Any) -> None:
-    server = live_server_factory(
-        simulator_settings(tmp_path / "timeout", POST_META_TIMEOUT=0.5),
-        simulator_config=fast_simulator_config(),
-    )
+def test_post_meta_timeout(sim_server_factory: Any) -> None:
+    server = sim_server_factory(POST_META_TIMEOUT=0.5)
     simulator = server.app.state.system.simulator
     mac = simulator.config.devices[0].mac
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:

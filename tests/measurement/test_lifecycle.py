@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer, fast_simulator_config, simulator_settings
+from tests.support import LiveServer
 
 
 def test_client_connecting_during_run(
@@ -56,10 +55,8 @@ def test_disconnect_after_measurement(
     assert simulator.connected_device is None
 
 
-def test_shutdown_stops_a_running_measurement(tmp_path: Path, live_server_factory: Any) -> None:
-    server = live_server_factory(
-        simulator_settings(tmp_path / "data"), simulator_config=fast_simulator_config()
-    )
+def test_shutdown_stops_a_running_measurement(sim_server_factory: Any) -> None:
+    server = sim_server_factory()
     simulator = server.app.state.system.simulator
     mac = simulator.config.devices[0].mac
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:
@@ -77,11 +74,8 @@ def test_shutdown_stops_a_running_measurement(tmp_path: Path, live_server_factor
     assert simulator.connected_device is None
 
 
-def test_update_rate_is_messages_per_second(tmp_path: Path, live_server_factory: Any) -> None:
-    server = live_server_factory(
-        simulator_settings(tmp_path / "data", WEBSOCKET_UPDATE_RATE=4),
-        simulator_config=fast_simulator_config(),
-    )
+def test_update_rate_is_messages_per_second(sim_server_factory: Any) -> None:
+    server = sim_server_factory(WEBSOCKET_UPDATE_RATE=4)
     simulator = server.app.state.system.simulator
     mac = simulator.config.devices[0].mac
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +21,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer, fast_simulator_config, simulator_settings
+from tests.support import LiveServer
 
 POST = {"version": "0.0.1", "profile": "milling", "parameters": {"comment": "chatter at 2 s"}}
 
@@ -166,11 +165,8 @@ def test_stop_finishes_without_post_meta(
     assert measurement_file(sim_server, follow_up).is_file()
 
 
-def test_timeout_closes_every_dialog(tmp_path: Path, live_server_factory: Any) -> None:
-    server = live_server_factory(
-        simulator_settings(tmp_path / "timeout", POST_META_TIMEOUT=1.0),
-        simulator_config=fast_simulator_config(),
-    )
+def test_timeout_closes_every_dialog(sim_server_factory: Any) -> None:
+    server = sim_server_factory(POST_META_TIMEOUT=1.0)
     simulator = server.app.state.system.simulator
     mac = simulator.config.devices[0].mac
     with (
