@@ -27,6 +27,10 @@ def _size_text(size: int) -> str:
     return f"{size} bytes"
 
 
+def _too_large(limit: int) -> str:
+    return f"Request body too large (the limit is {_size_text(limit)})."
+
+
 class BodySizeLimit:
     """``limits``: (method, path pattern, bytes) for specific routes (``*`` for any
     method), checked in order; every other request gets ``default``."""
@@ -51,11 +55,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["method"], scope["path"])
-        detail = f"Request body too large (the limit is {_size_text(limit)})."
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             logger.info("Refused %s %s: body of %s bytes", scope["method"], scope["path"], length)
-            await send_error(send, 413, detail, close=True)
+            await send_error(send, 413, _too_large(limit), close=True)
             return
 
         received = 0
@@ -75,7 +78,7 @@ class BodySizeLimit:
                         "Refused %s %s: body beyond %d bytes", scope["method"], scope["path"], limit
                     )
                     if not response_started:
-                        await send_error(send, 413, detail, close=True)
+                        await send_error(send, 413, _too_large(limit), close=True)
                     return {"type": "http.disconnect"}
             return message
 

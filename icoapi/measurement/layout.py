@@ -1,7 +1,9 @@
 """Which measurement channels are active and how their samples sit in a frame.
 
 :class:`ChannelLayout` is the one channel-layout concept of the service: the
-converter, the live stream, the HDF5 writer and the device setup all use it.
+converter, the live stream, the runner's hand-over to the HDF5 writer and the
+device setup all use it (the writer itself takes channel names: ``hdf5`` does
+not import ``measurement``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from icotronic.can.sensor import SensorConfiguration
 from icotronic.can.streaming import StreamingConfiguration
 
-CHANNELS = ("first", "second", "third")
+from icoapi.hdf5.layout import CHANNELS
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from icoapi.core.websocket import ClientGroup
+from icoapi.hdf5.layout import CHANNELS as CHANNEL_NAMES
 from icoapi.measurement.frames import FrameBatch
-from icoapi.measurement.layout import CHANNELS as CHANNEL_NAMES
 from icoapi.measurement.layout import ChannelLayout
 
 # A message that waits longer than this many seconds of data for its clients
