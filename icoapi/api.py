@@ -32,8 +32,9 @@ from icoapi.access.protection import (
     uvicorn_options,
 )
 from icoapi.access.tokens import TokenFileError, TokenStore
-from icoapi.configuration.router import router as config_router
-from icoapi.configuration.service import CONFIG_FILE_NAMES, ConfigService
+from icoapi.configuration.kinds import METADATA, SENSORS
+from icoapi.configuration.router import config_router
+from icoapi.configuration.service import ConfigService
 from icoapi.core.errors import IcoapiError, shorten_validation_errors
 from icoapi.core.events import EventBus
 from icoapi.core.logging import setup_logging
@@ -41,6 +42,7 @@ from icoapi.core.paths import AppPaths
 from icoapi.core.routes import documented_methods
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
 from icoapi.core.tasks import TaskRegistry, run_blocking
+from icoapi.dataspace.config import DATASPACE
 from icoapi.dataspace.router import router as dataspace_router
 from icoapi.dataspace.service import DataspaceService
 from icoapi.files.router import router as files_router
@@ -60,6 +62,10 @@ from icoapi.system.service import ICOSystem
 from icoapi.system.timeouts import HardwareTimeouts
 
 logger = logging.getLogger(__name__)
+
+# The configuration files: each domain defines the kind of its file.
+CONFIG_KINDS = (METADATA, SENSORS, DATASPACE)
+CONFIG_FILE_NAMES = tuple(kind.filename for kind in CONFIG_KINDS)
 
 TAGS = [
     {"name": "General", "description": "System state, health and the CAN link."},
@@ -117,6 +123,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         simulator_config=getattr(app.state, "simulator_config", None),
     )
     sensors = SensorCatalog(paths.config / "sensors.yaml")
+    events.subscribe(sensors.on_config_changed)
     measurement = MeasurementService(
         system=system,
         sensors=sensors,
@@ -145,7 +152,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sensors = sensors
     app.state.measurement = measurement
     app.state.state = state
-    app.state.configs = ConfigService(paths, sensors, redactor, events)
+    app.state.configs = ConfigService(paths, CONFIG_KINDS, redactor, events)
     app.state.logs = LogService(paths, settings, fanout)
     app.state.dataspace = dataspace
     app.state.files = MeasurementFileService(
@@ -241,7 +248,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         measurement_router,
         logs_router,
         sensors_router,
-        config_router,
+        config_router(CONFIG_KINDS),
         dataspace_router,
     ):
         app.include_router(router, prefix=prefix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, File, UploadFile
@@ -21,16 +22,14 @@ from icoapi.configuration.errors import (
     InvalidYamlError,
     UnsupportedConfigMediaError,
 )
+from icoapi.configuration.kinds import ConfigKind
 from icoapi.configuration.schemas import (
     ConfigFileInfoHeader,
     ConfigResponse,
     ConfigRestoreRequest,
     DetailResponse,
 )
-from icoapi.configuration.service import KINDS, ConfigKind
 from icoapi.core.errors import IcoapiError, error_responses
-
-router = APIRouter(prefix="/config", tags=["Configuration"])
 
 YAML_MEDIA_TYPE = "application/x-yaml"
 YAML_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -61,7 +60,7 @@ def _yaml_response(content: bytes, kind: ConfigKind) -> Response:
     )
 
 
-def _add_routes(kind: ConfigKind) -> None:
+def _add_routes(router: APIRouter, kind: ConfigKind) -> None:
     """``GET`` and ``POST /config/<endpoint>`` for one kind of configuration file."""
     # Only a masked download parses the file, and so can find it unreadable.
     download_errors: tuple[type[IcoapiError], ...] = (ConfigFileNotFoundError,)
@@ -99,27 +98,39 @@ def _add_routes(kind: ConfigKind) -> None:
     )
 
 
-for _kind in KINDS:
-    _add_routes(_kind)
+def config_router(kinds: Sequence[ConfigKind]) -> APIRouter:
+    """The configuration routes: download and upload for each kind, backups, restore."""
+    router = APIRouter(prefix="/config", tags=["Configuration"])
+    for kind in kinds:
+        _add_routes(router, kind)
+    router.add_api_route(
+        "/backup",
+        list_config_files,
+        methods=["GET"],
+        response_model=ConfigResponse,
+        responses=error_responses(ConfigListError),
+    )
+    router.add_api_route(
+        "/restore",
+        restore_config,
+        methods=["PUT"],
+        response_model=DetailResponse,
+        responses=error_responses(
+            InvalidConfigRestoreError,
+            ConfigBackupNotFoundError,
+            ConfigSchemaError,
+            ConfigRestoreError,
+        ),
+    )
+    return router
 
 
-@router.get("/backup", response_model=ConfigResponse, responses=error_responses(ConfigListError))
 async def list_config_files(service: ConfigServiceDep) -> ConfigResponse:
     """The configuration files with their headers and backups (newest first). A file
     whose header cannot be read has ``info_header: null`` and an ``error``."""
     return await service.list_files()
 
 
-@router.put(
-    "/restore",
-    response_model=DetailResponse,
-    responses=error_responses(
-        InvalidConfigRestoreError,
-        ConfigBackupNotFoundError,
-        ConfigSchemaError,
-        ConfigRestoreError,
-    ),
-)
 async def restore_config(service: ConfigServiceDep, body: ConfigRestoreRequest) -> DetailResponse:
     """Make a backup the current file again. The backup is validated first; the
     current file becomes a new backup."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -35,14 +34,14 @@ def _iso_date(value: str) -> str:
     return value
 
 
-def _no_outer_slash(value: str) -> str:
+def no_outer_slash(value: str) -> str:
     # The service URL is built as protocol://domain/base_path.
     if value.startswith("/") or value.endswith("/"):
         raise ValueError("must not start or end with '/'")
     return value
 
 
-def _secret_not_blank(value: SecretStr) -> SecretStr:
+def secret_not_blank(value: SecretStr) -> SecretStr:
     if not value.get_secret_value().strip():
         raise ValueError("expected non-empty string")
     return value
@@ -186,118 +185,6 @@ class MetadataBody(BaseModel):
                 if sections:
                     visit(sections, ("profiles", profile_key, part))
         return problems
-
-
-# --- dataspace.yaml ----------------------------------------------------------------------
-
-
-class DisabledConnection(BaseModel):
-    """A switched-off connection: the other keys may be empty."""
-
-    model_config = ConfigDict(extra="allow")
-
-    enabled: Annotated[bool, Field(strict=True)]
-    connector: OptionalStr = None
-    protocol: OptionalStr = None
-    domain: OptionalStr = None
-    base_path: OptionalStr = None
-    username: OptionalStr = None
-    password: SecretStr | None = None
-    bucket: OptionalStr = None
-    manage_assets_path: OptionalStr = None
-    virtual_group_root: OptionalStr = None
-
-
-def _trident_connector(value: str) -> str:
-    if value != "trident":
-        raise ValueError("expected 'trident' or 's3'")
-    return value
-
-
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
-        raise ValueError("expected an http:// or https:// URL")
-    return value.rstrip("/")
-
-
-def _bucket_name(value: str) -> str:
-    # The S3 naming rules, so a typo is reported here and not by the store.
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value) or ".." in value:
-        raise ValueError("expected a bucket name of 3 to 63 lowercase letters, digits, '.' and '-'")
-    return value
-
-
-AutoUpload = Annotated[bool, Field(strict=True)]
-
-
-class EnabledConnection(BaseModel):
-    """A Trident connection in use: everything needed to log in is required.
-    ``connector`` may be absent (files written before there was a choice)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    enabled: Literal[True]
-    connector: Annotated[str, Field(strict=True), AfterValidator(_trident_connector)] = "trident"
-    protocol: Literal["http", "https"]
-    domain: Annotated[NonEmptyStr, AfterValidator(_no_outer_slash)]
-    base_path: Annotated[NonEmptyStr, AfterValidator(_no_outer_slash)]
-    username: NonEmptyStr
-    # SecretStr: printing or logging the model never shows the password.
-    password: Annotated[SecretStr, AfterValidator(_secret_not_blank)]
-    bucket: NonEmptyStr
-    manage_assets_path: OptionalStr = None
-    virtual_group_root: OptionalStr = None
-    auto_upload: AutoUpload = False
-
-    @property
-    def service(self) -> str:
-        return f"{self.protocol}://{self.domain}/{self.base_path}"
-
-
-class S3Connection(BaseModel):
-    """A connection to an S3-compatible store (MinIO, Ceph RGW, AWS S3)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    enabled: Literal[True]
-    connector: Literal["s3"]
-    endpoint_url: Annotated[NonEmptyStr, AfterValidator(_http_url)] | None = Field(
-        default=None, description="Absent: AWS S3."
-    )
-    region: Annotated[NonEmptyStr, Field(description="e.g. eu-central-1")] | None = None
-    bucket: Annotated[NonEmptyStr, AfterValidator(_bucket_name)]
-    bucket_folder: Annotated[str, Field(strict=True), AfterValidator(_no_outer_slash)] | None = (
-        Field(default=None, description="Key prefix of the objects.")
-    )
-    access_key_id: NonEmptyStr
-    secret_access_key: Annotated[SecretStr, AfterValidator(_secret_not_blank)]
-    auto_upload: AutoUpload = False
-
-    def key(self, name: str) -> str:
-        """The object key of the measurement file ``name``."""
-        return f"{self.bucket_folder}/{name}" if self.bucket_folder else name
-
-
-def _connection_kind(value: Any) -> str:
-    if isinstance(value, dict) and value.get("enabled") is True:
-        if value.get("connector") == "s3":
-            return f"{TAG_PREFIX}s3>"
-        return f"{TAG_PREFIX}enabled>"
-    return f"{TAG_PREFIX}disabled>"
-
-
-Connection = EnabledConnection | S3Connection | DisabledConnection
-
-
-class DataspaceBody(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    connection: Annotated[
-        Annotated[EnabledConnection, Tag(f"{TAG_PREFIX}enabled>")]
-        | Annotated[S3Connection, Tag(f"{TAG_PREFIX}s3>")]
-        | Annotated[DisabledConnection, Tag(f"{TAG_PREFIX}disabled>")],
-        Discriminator(_connection_kind),
-    ]
 
 
 # --- endpoint bodies ---------------------------------------------------------------------

@@ -1,34 +1,31 @@
-"""``ConfigService``: the three configuration files, their uploads and backups.
+"""``ConfigService``: the configuration files, their uploads and backups.
 
 Upload pipeline: media type → size → YAML → schema (every problem listed with
 its path and line) → atomic store. Storing writes a temporary file in the same
 folder, syncs it and renames it over the target, so a crash leaves either the old
 or the new file, never half of one. The replaced file is copied to ``backup/``
-first, and only the newest ``max_backups`` backups per file are kept.
+first, and only the newest ``max_backups`` backups per file are kept. Each
+replacement is announced as :class:`ConfigChanged`.
 
-The dataspace password never reaches a log line: it is registered with the
-log redactor at startup and after every change, and ``GET /config/dataspace``
-masks it. File work runs in worker threads; events are published on the loop."""
+The credentials a kind declares (:class:`SecretPolicy`) never reach a log line:
+they are registered with the log redactor at startup and before a new file is
+stored, and downloads mask them. File work runs in worker threads; events are
+published on the loop."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from functools import cached_property
 from itertools import count
 from pathlib import Path
-from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from icoapi.configuration.errors import (
     ConfigBackupNotFoundError,
@@ -36,278 +33,44 @@ from icoapi.configuration.errors import (
     ConfigListError,
     ConfigRestoreError,
     ConfigSchemaError,
-    ConfigTooLargeError,
     ConfigUnreadableError,
     ConfigWriteError,
     InvalidConfigRestoreError,
     InvalidYamlError,
-    UnsupportedConfigMediaError,
 )
+from icoapi.configuration.kinds import (
+    BACKUP_TIME_FORMAT,
+    METADATA,
+    ConfigKind,
+    model_problems,
+    validate_document,
+)
+from icoapi.configuration.payload import check_media_type, read_limited, size_text
 from icoapi.configuration.schemas import (
-    DISABLED_VERSION,
     ConfigBackup,
     ConfigFile,
     ConfigFileInfoHeader,
     ConfigResponse,
-    DataspaceBody,
     HeaderDocument,
-    MetadataBody,
 )
 from icoapi.core.documents import (
-    DocumentInvalid,
-    Problem,
     YamlDocument,
     YamlSyntaxError,
     decode_yaml_bytes,
     parse_yaml,
-    problems_from_validation_error,
 )
-from icoapi.core.events import CloudChanged, EventBus
+from icoapi.core.events import ConfigChanged, EventBus
 from icoapi.core.logging import SecretRedactor
 from icoapi.core.names import is_plain_file_name
 from icoapi.core.paths import AppPaths
 from icoapi.core.tasks import run_blocking
-from icoapi.sensors.errors import SensorConfigError
-from icoapi.sensors.schemas import parse_sensor_file
-from icoapi.sensors.service import SensorCatalog
 
 logger = logging.getLogger(__name__)
 
 MAX_CONFIG_BYTES = 1024 * 1024
-UPLOAD_CHUNK_BYTES = 64 * 1024
 MAX_BACKUPS = 20
-ALLOWED_MEDIA_TYPES = frozenset(
-    {
-        "application/x-yaml",
-        "application/yaml",
-        "text/yaml",
-        "text/x-yaml",
-        "application/octet-stream",
-        "text/plain",
-    }
-)
-BACKUP_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
-# Keys whose values are credentials, anywhere in a document.
 # Files holding credentials (dataspace.yaml and its backups): owner only.
 SECRET_FILE_MODE = 0o600
-SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?$|token|secret|api[-_]?key|access[-_]?key|credential", re.I
-)
-MASK = "***"
-
-Validator = Callable[[Any], list[Problem]]
-
-
-def _model_problems(model: type[BaseModel], data: Any) -> list[Problem]:
-    try:
-        model.model_validate(data)
-    except ValidationError as error:
-        return problems_from_validation_error(error)
-    return []
-
-
-def _metadata_problems(data: Any) -> list[Problem]:
-    problems = _model_problems(MetadataBody, data)
-    if not problems:
-        body = MetadataBody.model_validate(data)
-        problems.extend(Problem(loc, message) for loc, message in body.field_problems())
-        ids = set(body.profiles) | {profile.id for profile in body.profiles.values()}
-        # A disabled file's default profile is never used (the web client's own
-        # example names one that does not exist).
-        if body.default_profile_id not in ids and not _metadata_disabled(data):
-            problems.append(
-                Problem(("default_profile_id",), f"unknown profile '{body.default_profile_id}'")
-            )
-    return problems
-
-
-def _metadata_disabled(data: Any) -> bool:
-    info = data.get("info") if isinstance(data, dict) else None
-    return isinstance(info, dict) and info.get("config_version") == DISABLED_VERSION
-
-
-def _sensor_problems(data: Any) -> list[Problem]:
-    try:
-        parse_sensor_file(data)
-    except DocumentInvalid as error:
-        return error.problems
-    return []
-
-
-def _dataspace_problems(data: Any) -> list[Problem]:
-    return _model_problems(DataspaceBody, data)
-
-
-@dataclass(frozen=True)
-class ConfigKind:
-    """One of the managed configuration files. The routes ``GET`` and ``POST
-    /config/<endpoint>`` and the default file installed at first start are made
-    from this table (:data:`KINDS`), so a new kind is one entry."""
-
-    filename: str
-    endpoint: str
-    title: str
-    description: str
-    schema_message: str
-    validate_body: Validator
-    download_summary: str
-    """First line of the ``GET`` route's documentation."""
-    upload_summary: str
-    """First line of the ``POST`` route's documentation."""
-    holds_secrets: bool = False
-    """Downloads show credentials as ``***``; the file and its backups are 0600
-    and its secrets are registered for log redaction."""
-
-    @property
-    def stem(self) -> str:
-        return Path(self.filename).stem
-
-    @property
-    def suffix(self) -> str:
-        return Path(self.filename).suffix
-
-    @cached_property
-    def backup_pattern(self) -> re.Pattern[str]:
-        return re.compile(
-            rf"{re.escape(self.stem)}__(?P<stamp>\d{{8}}T\d{{6}}Z)(?:_(?P<n>\d+))?"
-            rf"{re.escape(self.suffix)}"
-        )
-
-    def backup_key(self, name: str) -> tuple[datetime, int] | None:
-        """Sort key (time, collision counter) of a backup name, None if it is not
-        one of this file's backups."""
-        match = self.backup_pattern.fullmatch(name)
-        if match is None:
-            return None
-        try:
-            stamp = datetime.strptime(match["stamp"], BACKUP_TIME_FORMAT).replace(tzinfo=UTC)
-        except ValueError:
-            return None
-        return stamp, int(match["n"] or 0)
-
-
-METADATA = ConfigKind(
-    filename="metadata.yaml",
-    endpoint="meta",
-    title="Metadata Configuration",
-    description="Configuration file containing your pre- and post-measurement metadata profiles.",
-    schema_message="Provided YAML does not satisfy metadata schema.",
-    validate_body=_metadata_problems,
-    download_summary="``metadata.yaml``: the pre- and post-measurement metadata profiles.",
-    upload_summary="Replace ``metadata.yaml`` (the old file is kept as a backup).",
-)
-SENSORS = ConfigKind(
-    filename="sensors.yaml",
-    endpoint="sensors",
-    title="Sensor Configuration",
-    description="Configuration file containing sensor definitions and tool holder configurations.",
-    schema_message="Provided YAML does not satisfy sensors schema.",
-    validate_body=_sensor_problems,
-    download_summary="``sensors.yaml``: sensor definitions and holder configurations.",
-    upload_summary="Replace ``sensors.yaml``; ``GET /sensor`` and new measurements use it "
-    "at once (the old file is kept as a backup).",
-)
-DATASPACE = ConfigKind(
-    filename="dataspace.yaml",
-    endpoint="dataspace",
-    title="Data Space Configuration",
-    description="Configuration file containing your data space connection settings.",
-    schema_message="Provided YAML does not satisfy dataspace schema.",
-    validate_body=_dataspace_problems,
-    download_summary="``dataspace.yaml`` with passwords, tokens and secrets shown as ``***``.",
-    upload_summary="Replace ``dataspace.yaml`` (the old file is kept as a backup); its "
-    "passwords and tokens are kept out of the logs from then on.",
-    holds_secrets=True,
-)
-KINDS = (METADATA, SENSORS, DATASPACE)
-CONFIG_FILE_NAMES = tuple(kind.filename for kind in KINDS)
-
-
-def validate_document(kind: ConfigKind, document: YamlDocument) -> ConfigFileInfoHeader:
-    """The document's header if the document satisfies ``kind``'s schema.
-
-    :raises ConfigSchemaError: listing every problem with path and line.
-    """
-    if document.data is None:
-        problems = [Problem((), "YAML document must not be empty")]
-    else:
-        problems = [
-            *document.duplicate_keys,
-            *_model_problems(HeaderDocument, document.data),
-            *kind.validate_body(document.data),
-        ]
-    if problems:
-        located = DocumentInvalid(document.locate(problems)).problems
-        raise ConfigSchemaError(
-            f"{kind.schema_message} Errors: " + "; ".join(str(p) for p in located)
-        )
-    return ConfigFileInfoHeader.from_header(HeaderDocument.model_validate(document.data).info)
-
-
-def secrets_in(data: Any) -> set[str]:
-    """Values of credential keys (password, token, secret, ...) at any depth."""
-    found: set[str] = set()
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if (
-                isinstance(key, str)
-                and SECRET_KEY.search(key)
-                and isinstance(value, str | int | float)
-                and not isinstance(value, bool)
-            ):
-                found.add(str(value))
-            else:
-                found |= secrets_in(value)
-    elif isinstance(data, list):
-        for item in data:
-            found |= secrets_in(item)
-    return found
-
-
-def mask_secrets(data: Any) -> Any:
-    """A copy with every non-empty credential value replaced by ``***``."""
-    if isinstance(data, dict):
-        return {
-            key: MASK
-            if isinstance(key, str) and SECRET_KEY.search(key) and value not in (None, "")
-            else mask_secrets(value)
-            for key, value in data.items()
-        }
-    if isinstance(data, list):
-        return [mask_secrets(item) for item in data]
-    return data
-
-
-def check_media_type(content_type: str | None) -> None:
-    """:raises UnsupportedConfigMediaError: a declared type that is not YAML-like."""
-    if not content_type:
-        return
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type and media_type not in ALLOWED_MEDIA_TYPES:
-        raise UnsupportedConfigMediaError()
-
-
-def size_text(size: int) -> str:
-    if size % (1024 * 1024) == 0:
-        return f"{size // (1024 * 1024)} MiB"
-    return f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} bytes"
-
-
-async def read_limited(read: Callable[[int], Awaitable[bytes]], limit: int) -> bytes:
-    """Read an upload chunk by chunk; stop as soon as it exceeds ``limit``.
-
-    :raises ConfigTooLargeError:
-    """
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await read(UPLOAD_CHUNK_BYTES):
-        size += len(chunk)
-        if size > limit:
-            raise ConfigTooLargeError(
-                f"Configuration file is too large (the limit is {size_text(limit)})."
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _fsync_directory(folder: Path) -> None:
@@ -330,14 +93,14 @@ class ConfigService:
     def __init__(
         self,
         paths: AppPaths,
-        sensors: SensorCatalog,
+        kinds: Sequence[ConfigKind],
         redactor: SecretRedactor,
         events: EventBus,
         max_backups: int = MAX_BACKUPS,
         max_bytes: int = MAX_CONFIG_BYTES,
     ) -> None:
         self.paths = paths
-        self.sensors = sensors
+        self.kinds = tuple(kinds)
         self.redactor = redactor
         self.events = events
         self.max_backups = max_backups
@@ -355,18 +118,23 @@ class ConfigService:
     # -- secrets --------------------------------------------------------------------------
 
     def _register_current_secrets(self) -> None:
-        # Runs once at startup, before the service handles requests: a small read.
-        path = self.path(DATASPACE)
-        try:
-            document = parse_yaml(decode_yaml_bytes(path.read_bytes()))
-        except FileNotFoundError:
-            return
-        except (OSError, YamlSyntaxError) as error:
-            logger.warning("Cannot read %s to protect its secrets: %s", path, error)
-            return
-        secrets = secrets_in(document.data)
-        self.redactor.register(secrets)
-        logger.debug("Registered %d dataspace secret(s) for log redaction", len(secrets))
+        # Runs once at startup, before the service handles requests: small reads.
+        for kind in self.kinds:
+            if kind.secrets is None:
+                continue
+            path = self.path(kind)
+            try:
+                document = parse_yaml(decode_yaml_bytes(path.read_bytes()))
+            except FileNotFoundError:
+                continue
+            except (OSError, YamlSyntaxError) as error:
+                logger.warning("Cannot read %s to protect its secrets: %s", path, error)
+                continue
+            secrets = kind.secrets.values(document.data)
+            self.redactor.register(secrets)
+            logger.debug(
+                "Registered %d secret(s) of %s for log redaction", len(secrets), kind.filename
+            )
 
     def _check_current_metadata(self) -> None:
         # Startup only, a small read. An older install keeps the metadata.yaml it
@@ -418,7 +186,8 @@ class ConfigService:
                 f"Configuration file {kind.filename} is not valid YAML ({error}); it is "
                 "not shown because it may contain secrets."
             ) from error
-        text = yaml.safe_dump(mask_secrets(document.data), sort_keys=False, allow_unicode=True)
+        data = kind.secrets.mask(document.data) if kind.secrets is not None else document.data
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         return text.encode("utf-8")
 
     # -- upload ---------------------------------------------------------------------------
@@ -476,9 +245,9 @@ class ConfigService:
     def _store(self, kind: ConfigKind, payload: bytes, document: YamlDocument) -> str | None:
         """Atomically replace the file, keeping the old one as a backup. Returns the
         backup's name. The caller has validated ``document`` (parsed ``payload``)."""
-        if kind.holds_secrets:
+        if kind.secrets is not None:
             # Before anything could log it.
-            self.redactor.register(secrets_in(document.data))
+            self.redactor.register(kind.secrets.values(document.data))
         target = self.path(kind)
         with self._write_lock:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -508,8 +277,6 @@ class ConfigService:
                 raise
             _fsync_directory(target.parent)
             self._prune_backups(kind)
-        if kind is SENSORS:
-            self._reload_sensors()
         return backup
 
     def _backup(self, kind: ConfigKind, source: Path) -> str:
@@ -569,21 +336,14 @@ class ConfigService:
             else:
                 logger.info("Deleted old configuration backup %s", name)
 
-    def _reload_sensors(self) -> None:
-        try:
-            self.sensors.reload()
-        except SensorConfigError as error:  # validated before storing; should not happen
-            logger.error("Stored sensors.yaml cannot be loaded: %s", error.detail)
-
     def _announce(self, kind: ConfigKind) -> None:
-        # On the event loop: state listeners schedule pushes there.
-        if kind is DATASPACE:
-            self.events.publish(CloudChanged())
+        # On the event loop: listeners schedule their work there.
+        self.events.publish(ConfigChanged(kind.filename))
 
     # -- backups --------------------------------------------------------------------------
 
     async def list_files(self) -> ConfigResponse:
-        """The three files with their headers and backups.
+        """The files with their headers and backups.
 
         :raises ConfigListError: the configuration folder cannot be read.
         """
@@ -591,7 +351,7 @@ class ConfigService:
 
     def _list_files(self) -> ConfigResponse:
         try:
-            return ConfigResponse(files=[self._describe(kind) for kind in KINDS])
+            return ConfigResponse(files=[self._describe(kind) for kind in self.kinds])
         except OSError as error:
             logger.error("Could not list configuration files: %s", error)
             raise ConfigListError() from error
@@ -641,7 +401,7 @@ class ConfigService:
             return None, f"Not valid YAML: {error}."
         if document.data is None:
             return None, "The file is empty."
-        problems = _model_problems(HeaderDocument, document.data)
+        problems = model_problems(HeaderDocument, document.data)
         if problems:
             return None, "Invalid header: " + "; ".join(
                 str(problem) for problem in document.locate(problems)
@@ -660,7 +420,7 @@ class ConfigService:
         :raises ConfigSchemaError: (422) the backup does not satisfy the schema.
         :raises ConfigRestoreError: (500)
         """
-        kind = next((kind for kind in KINDS if kind.filename == filename), None)
+        kind = next((kind for kind in self.kinds if kind.filename == filename), None)
         if kind is None:
             raise InvalidConfigRestoreError()
         await run_blocking(self._restore, kind, backup_filename)

@@ -36,7 +36,17 @@ class PostMetaCompleted:
 
 @dataclass(frozen=True)
 class CloudChanged:
-    """The dataspace configuration, health or upload progress changed."""
+    """What ``/state`` shows of the dataspace changed: its health, the upload
+    queue or the running upload's progress."""
+
+
+@dataclass(frozen=True)
+class ConfigChanged:
+    """A configuration file was replaced (an upload or a restore); ``filename``
+    names it (``sensors.yaml``, ``dataspace.yaml``, ...). Published on the event
+    loop after the new file is in place."""
+
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ Event = (
     | PostMetaRequested
     | PostMetaCompleted
     | CloudChanged
+    | ConfigChanged
     | MeasurementFileFinished
 )
 Listener = Callable[[Event], None]

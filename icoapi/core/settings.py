@@ -190,6 +190,15 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds to wait for post-measurement metadata."
     )
 
+    # --- Dataspace ------------------------------------------------------------------
+    ICOAPI_UPLOAD_WAIT_SECONDS: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        description="Seconds POST /cloud/upload and /cloud/update wait for their job "
+        "before answering 202 (0: at once).",
+    )
+
     @field_validator(
         "VITE_API_ORIGINS",
         "ICOAPI_TRUSTED_NETWORKS",

@@ -76,6 +76,22 @@ class DataspaceMisconfiguredError(ConflictError):
     default_detail = "dataspace.yaml is not valid."
 
 
+class UploadFileMissingError(NotFoundError):
+    default_detail = "The file of the upload no longer exists."
+
+
+class UploadCancelledByUserError(ConflictError):
+    default_detail = "The upload was cancelled."
+
+
+def job_failure(status: int | None, detail: str | None) -> IcoapiError:
+    """The error a failed job answers with: its last error's kind and text."""
+    for kind in (DataspaceTimeoutError, UploadFileMissingError, DataspaceError):
+        if kind.status_code == status:
+            return kind(detail)
+    return DataspaceError(detail)
+
+
 class FileIdRequiredError(BadRequestError):
     default_detail = "File ID is required"
 

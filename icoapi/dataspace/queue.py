@@ -4,9 +4,12 @@ Each upload is a job with a state, attempts, the last error and the bytes sent;
 the database also remembers what was uploaded (size, modification time and
 checksum of the local file), so the status of unchanged files needs no hashing.
 
-Job states: ``queued`` (waiting, possibly until ``next_attempt``), ``uploading``,
-``done``, ``failed`` (gave up; can be retried) and ``cancelled``. A job that was
-``uploading`` when the service stopped is queued again at the next start.
+Job states are :class:`JobState`. A job that was ``uploading`` when the service
+stopped is queued again at the next start; what its attempt left in the
+dataspace (a Trident object, an S3 multipart upload) is remembered with it, so
+the retry reuses or cleans it up. Finished jobs are pruned: done and cancelled
+ones after :data:`KEEP_DAYS` days or beyond the newest :data:`KEEP_FINISHED_JOBS`;
+failed ones stay until they are retried or cancelled.
 
 All methods are blocking and thread-safe (one connection, one lock); the
 service calls them from worker threads."""
@@ -17,12 +20,23 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-FINISHED_STATES = ("done", "failed", "cancelled")
-# Finished jobs kept for GET /cloud/queue; older ones are deleted.
-KEEP_FINISHED_JOBS = 500
+
+class JobState(StrEnum):
+    QUEUED = "queued"  # waiting for its turn, possibly until next_attempt
+    UPLOADING = "uploading"
+    DONE = "done"
+    FAILED = "failed"  # given up; can be retried
+    CANCELLED = "cancelled"
+
+
+FINISHED_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+# Done and cancelled jobs kept for GET /cloud/queue.
+KEEP_FINISHED_JOBS = 1000
+KEEP_DAYS = 30
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -36,7 +50,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     size INTEGER,
     created REAL NOT NULL,
     updated REAL NOT NULL,
-    next_attempt REAL NOT NULL DEFAULT 0
+    next_attempt REAL NOT NULL DEFAULT 0,
+    error_status INTEGER,
+    multipart_id TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, next_attempt);
 CREATE TABLE IF NOT EXISTS uploaded (
@@ -61,7 +77,7 @@ class Job:
     id: int
     name: str
     remote_id: int | None
-    state: str
+    state: JobState
     attempts: int
     last_error: str | None
     bytes_sent: int
@@ -69,10 +85,14 @@ class Job:
     created: float
     updated: float
     next_attempt: float
+    error_status: int | None = None  # the HTTP status of last_error
+    multipart_id: str | None = None  # an S3 multipart upload an attempt left open
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
-        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
+        values["state"] = JobState(values["state"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,10 @@ class UploadQueue:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in (("error_status", "INTEGER"), ("multipart_id", "TEXT")):
+                if column not in columns:  # a database of an older version
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
             # Interrupted by a stop or crash: start over.
             self._db.execute(
                 "UPDATE jobs SET state='queued', bytes_sent=0, next_attempt=0 "
@@ -118,19 +142,21 @@ class UploadQueue:
     # -- jobs -------------------------------------------------------------------------
 
     def enqueue(self, name: str, remote_id: int | None = None) -> Job:
-        """A job for ``name``; an active job for the same file is reused."""
+        """A job for ``name``. An active job for the same file is reused, and so
+        is a failed one (it runs again, with what its attempts left remotely)."""
         now = time.time()
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM jobs WHERE name=? AND state IN ('queued','uploading') "
+                "SELECT * FROM jobs WHERE name=? AND state IN ('queued','uploading','failed') "
                 "ORDER BY id DESC LIMIT 1",
                 (name,),
             ).fetchone()
             if row is not None:
-                if row["state"] == "queued":
+                if row["state"] in ("queued", "failed"):
                     self._db.execute(
-                        "UPDATE jobs SET next_attempt=0, remote_id=COALESCE(?, remote_id), "
-                        "updated=? WHERE id=?",
+                        "UPDATE jobs SET state='queued', next_attempt=0, "
+                        "attempts=CASE WHEN state='failed' THEN 0 ELSE attempts END, "
+                        "remote_id=COALESCE(?, remote_id), updated=? WHERE id=?",
                         (remote_id, now, row["id"]),
                     )
                     row = self._db.execute("SELECT * FROM jobs WHERE id=?", (row["id"],)).fetchone()
@@ -140,14 +166,29 @@ class UploadQueue:
                 "VALUES (?, ?, 'queued', ?, ?)",
                 (name, remote_id, now, now),
             )
-            self._db.execute(
-                "DELETE FROM jobs WHERE state IN ('done','failed','cancelled') AND id NOT IN "
-                "(SELECT id FROM jobs WHERE state IN ('done','failed','cancelled') "
-                "ORDER BY id DESC LIMIT ?)",
-                (KEEP_FINISHED_JOBS,),
-            )
+            self._prune(now)
             row = self._db.execute("SELECT * FROM jobs WHERE id=?", (cursor.lastrowid,)).fetchone()
             return Job.from_row(row)
+
+    def _prune(self, now: float) -> None:
+        """Delete old done and cancelled jobs (caller holds the lock)."""
+        self._db.execute(
+            "DELETE FROM jobs WHERE state IN ('done','cancelled') AND (updated < ? OR id NOT IN "
+            "(SELECT id FROM jobs WHERE state IN ('done','cancelled') ORDER BY id DESC LIMIT ?))",
+            (now - KEEP_DAYS * 86400, KEEP_FINISHED_JOBS),
+        )
+
+    def prune(self) -> None:
+        with self._lock:
+            self._prune(time.time())
+
+    def count_by_state(self) -> dict[JobState, int]:
+        """How many jobs are in each state (for metrics)."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        counts = dict.fromkeys(JobState, 0)
+        counts.update({JobState(row[0]): int(row[1]) for row in rows})
+        return counts
 
     def get(self, job_id: int) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE id=?", job_id)
@@ -203,30 +244,48 @@ class UploadQueue:
             job_id,
         )
 
+    def set_remote_id(self, job_id: int, remote_id: int) -> None:
+        """The object the job's attempt created: retries send to it."""
+        self._execute("UPDATE jobs SET remote_id=? WHERE id=?", remote_id, job_id)
+
+    def set_multipart(self, job_id: int, upload_id: str | None) -> None:
+        self._execute("UPDATE jobs SET multipart_id=? WHERE id=?", upload_id, job_id)
+
+    def open_multipart(self) -> list[Job]:
+        """Jobs whose attempt left a multipart upload open (the service was killed)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE multipart_id IS NOT NULL AND state != 'uploading'"
+            ).fetchall()
+        return [Job.from_row(row) for row in rows]
+
     def finish(self, job_id: int, remote_id: int | None) -> None:
         self._execute(
-            "UPDATE jobs SET state='done', last_error=NULL, bytes_sent=COALESCE(size, 0), "
+            "UPDATE jobs SET state='done', last_error=NULL, error_status=NULL, "
+            "bytes_sent=COALESCE(size, 0), multipart_id=NULL, "
             "remote_id=COALESCE(?, remote_id), updated=? WHERE id=?",
             remote_id,
             time.time(),
             job_id,
         )
 
-    def retry_later(self, job_id: int, error: str, delay: float) -> None:
+    def retry_later(self, job_id: int, error: str, status: int, delay: float) -> None:
         now = time.time()
         self._execute(
-            "UPDATE jobs SET state='queued', last_error=?, next_attempt=?, updated=? "
-            "WHERE id=? AND state='uploading'",
+            "UPDATE jobs SET state='queued', last_error=?, error_status=?, next_attempt=?, "
+            "updated=? WHERE id=? AND state='uploading'",
             error,
+            status,
             now + delay,
             now,
             job_id,
         )
 
-    def fail(self, job_id: int, error: str) -> None:
+    def fail(self, job_id: int, error: str, status: int) -> None:
         self._execute(
-            "UPDATE jobs SET state='failed', last_error=?, updated=? WHERE id=?",
+            "UPDATE jobs SET state='failed', last_error=?, error_status=?, updated=? WHERE id=?",
             error,
+            status,
             time.time(),
             job_id,
         )

@@ -1,12 +1,13 @@
-"""HTTP layer of the dataspace: upload and update (queued), re-authentication,
-the remote listing and the upload queue."""
+"""HTTP layer of the dataspace: upload and update (queued, answered when done
+or after a wait), re-authentication, the remote listing and the upload queue."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
 
 from icoapi.core.errors import error_responses
 from icoapi.core.tasks import run_blocking
@@ -19,8 +20,13 @@ from icoapi.dataspace.errors import (
     FileIdRequiredError,
     JobNotFoundError,
     JobStateError,
+    UploadCancelledByUserError,
+    UploadFileMissingError,
+    job_failure,
 )
+from icoapi.dataspace.queue import JobState
 from icoapi.dataspace.schemas import (
+    CloudState,
     RemoteFile,
     UpdateRequest,
     UploadJob,
@@ -29,7 +35,6 @@ from icoapi.dataspace.schemas import (
 )
 from icoapi.files.deps import FilesDep
 from icoapi.files.errors import FileInUseError, InvalidFileNameError, MeasurementFileNotFoundError
-from icoapi.state.schemas import CloudState
 
 router = APIRouter(prefix="/cloud", tags=["Dataspace"])
 
@@ -40,32 +45,85 @@ FILE_ERRORS = (InvalidFileNameError, MeasurementFileNotFoundError, FileInUseErro
 REMOTE_ERRORS = (DataspaceError, DataspaceTimeoutError)
 
 
+WaitSeconds = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=600,
+        description="Seconds to wait for the job (default ICOAPI_UPLOAD_WAIT_SECONDS); "
+        "0: answer 202 at once.",
+    ),
+]
+JOB_ERRORS = (
+    DataspaceError,
+    DataspaceTimeoutError,
+    UploadFileMissingError,
+    UploadCancelledByUserError,
+)
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": UploadJob, "description": "Still queued or running: the job."}
+}
+
+
+async def _answer(
+    request: Request, dataspace: DataspaceDep, job: UploadJob, wait: float | None
+) -> Response | UploadJob:
+    """200 with the job when it is done, its error when it failed, 202 when it
+    takes longer than the wait."""
+    seconds = request.app.state.settings.ICOAPI_UPLOAD_WAIT_SECONDS if wait is None else wait
+    if seconds > 0:
+        job = await dataspace.wait_for_job(job.id, seconds)
+    if job.state is JobState.DONE:
+        return job
+    if job.state is JobState.FAILED:
+        raise job_failure(job.error_status, job.last_error)
+    if job.state is JobState.CANCELLED:
+        raise UploadCancelledByUserError()
+    return JSONResponse(job.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+
+
 @router.post(
     "/upload",
     response_model=UploadJob,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(*FILE_ERRORS, *CONFIG_ERRORS),
+    responses={**ACCEPTED, **error_responses(*FILE_ERRORS, *CONFIG_ERRORS, *JOB_ERRORS)},
 )
-async def upload(body: UploadRequest, dataspace: DataspaceDep, files: FilesDep) -> UploadJob:
-    """Queue the upload of a measurement file (by name). The answer is the job;
-    its progress shows in ``GET /cloud/queue``, ``GET /files`` and ``/state``."""
+async def upload(
+    body: UploadRequest,
+    request: Request,
+    dataspace: DataspaceDep,
+    files: FilesDep,
+    wait: WaitSeconds = None,
+) -> Response | UploadJob:
+    """Upload a measurement file (by name). The job is queued, and the answer
+    waits for it: 200 when the file is in the dataspace, the error when it
+    failed, 202 with the job when it takes longer than the wait (its progress
+    shows in ``GET /cloud/queue``, ``GET /files`` and ``/state``)."""
     path = await run_blocking(files.resolve, body.filename)
     files.ensure_not_in_use(path)
-    return await dataspace.upload(path)
+    return await _answer(request, dataspace, await dataspace.upload(path), wait)
 
 
 @router.post(
     "/update",
     response_model=UploadJob,
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(FileIdRequiredError, *FILE_ERRORS, *CONFIG_ERRORS),
+    responses={
+        **ACCEPTED,
+        **error_responses(FileIdRequiredError, *FILE_ERRORS, *CONFIG_ERRORS, *JOB_ERRORS),
+    },
 )
-async def update(body: UpdateRequest, dataspace: DataspaceDep, files: FilesDep) -> UploadJob:
-    """Queue the upload of a newer version of a file that is in the dataspace
-    (Trident: ``file_id`` is the object's id)."""
+async def update(
+    body: UpdateRequest,
+    request: Request,
+    dataspace: DataspaceDep,
+    files: FilesDep,
+    wait: WaitSeconds = None,
+) -> Response | UploadJob:
+    """Upload a newer version of a file that is in the dataspace (Trident:
+    ``file_id`` is the object's id); answered like ``POST /cloud/upload``."""
     path = await run_blocking(files.resolve, body.filename)
     files.ensure_not_in_use(path)
-    return await dataspace.upload(path, body.file_id, update=True)
+    job = await dataspace.upload(path, body.file_id, update=True)
+    return await _answer(request, dataspace, job, wait)
 
 
 @router.post("/authenticate", response_model=CloudState, responses=error_responses(*REMOTE_ERRORS))

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from icoapi.dataspace.connectors import RemoteObject
-from icoapi.dataspace.queue import Job
+from icoapi.dataspace.connectors.base import RemoteObject
+from icoapi.dataspace.queue import Job, JobState
+
+
+class UploadProgress(BaseModel):
+    name: str
+    bytes_sent: int
+    size: int
+
+
+class CloudState(BaseModel):
+    """The dataspace as the web client sees it (its first three fields), then
+    why it is unhealthy and what the upload queue does."""
+
+    enabled: bool = False
+    healthy: bool = False
+    manage_url: str | None = None
+    reason: str | None = Field(default=None, description="Why the dataspace is not healthy.")
+    connector: str | None = Field(default=None, description="trident, s3 or folder.")
+    auto_upload: bool = False
+    queued: int = Field(default=0, description="Upload jobs waiting.")
+    uploading: UploadProgress | None = None
 
 
 class UploadRequest(BaseModel):
@@ -31,9 +52,12 @@ def _iso(timestamp: float | None) -> str | None:
 class UploadJob(BaseModel):
     id: int
     name: str = Field(description="The measurement file.")
-    state: str = Field(description="queued, uploading, done, failed or cancelled.")
+    state: JobState
     attempts: int
     last_error: str | None
+    error_status: int | None = Field(
+        default=None, description="The HTTP status a request gets for last_error."
+    )
     bytes_sent: int
     size: int | None
     progress: float | None = Field(description="bytes_sent / size (0..1).")
@@ -51,6 +75,7 @@ class UploadJob(BaseModel):
             state=job.state,
             attempts=job.attempts,
             last_error=job.last_error,
+            error_status=job.error_status,
             bytes_sent=sent,
             size=job.size,
             progress=min(1.0, sent / job.size) if job.size else None,
@@ -66,22 +91,49 @@ class UploadQueueResponse(BaseModel):
 
 
 class RemoteFile(BaseModel):
-    """A measurement file in the dataspace."""
+    """A measurement file in the dataspace: the reference's RemoteObjectDetails
+    (Trident fills every field; S3 and folders those that have a meaning there,
+    the others are null), then a short summary."""
 
+    id: int | None = Field(description="Trident object id; null for S3 and folders.")
+    bucket: str | None = None
+    objectname: str | None = Field(description="Trident: object name; S3: key; folder: path.")
     name: str
-    id: int | None = Field(description="Trident object id; null for S3.")
+    description: str | None = None
+    metadata: Any = Field(default=None, description="Trident only (an S3 listing has none).")
+    created_at: str | None = None
+    s3_lastmodified: str | None = None
+    s3_size: int | None = None
+    origin: str | None = None
+    author: str | None = None
+    type: str | None = None
+    etag: str | None = Field(description="S3: the ETag; folder: the SHA-256 of the sidecar.")
+    last_status: str = Field(description="available, updating, created or deleted.")
+    last_status_time: str | None = None
+    secrets_count: int | None = None
+    access_total_count: int | None = None
+    access_week_count: int | None = None
+    last_access_time: str | None = None
+    active_offerings_count: int | None = None
+    virtual_group: Any = None
     size: int | None
-    etag: str | None
     last_modified: str | None
-    status: str = Field(description="available, updating or created.")
+    status: str = Field(description="The same as last_status.")
 
     @classmethod
     def from_remote(cls, remote: RemoteObject) -> RemoteFile:
+        known = set(cls.model_fields) - {"size", "last_modified", "status"}
+        details = {key: value for key, value in remote.details.items() if key in known}
+        details.setdefault("objectname", None)
+        details.setdefault("etag", remote.etag)
         return cls(
-            name=remote.name,
-            id=remote.id,
-            size=remote.size,
-            etag=remote.etag,
-            last_modified=remote.last_modified.isoformat() if remote.last_modified else None,
-            status=remote.status,
+            **{
+                **details,
+                "id": remote.id,
+                "name": remote.name,
+                "last_status": remote.status,
+                "size": remote.size,
+                "last_modified": remote.last_modified.isoformat() if remote.last_modified else None,
+                "status": remote.status,
+            }
         )

@@ -8,17 +8,21 @@ from pydantic import BaseModel, Field
 
 from icoapi.core.disk import DiskCapacity
 
-CloudStatus = Literal[
-    "not_uploaded", "outdated", "updating", "up_to_date", "error", "created", "queued", "uploading"
-]
+# The values the web client renders; finer states are in the other fields.
+CloudStatus = Literal["not_uploaded", "outdated", "updating", "up_to_date", "error", "created"]
 
 
 class FileCloudDetails(BaseModel):
     status: CloudStatus = "not_uploaded"
     id: int | None = None
     upload_timestamp: str | None = None
+    queue_state: str | None = Field(
+        default=None, description="The file's upload job: queued, uploading, failed, done."
+    )
     progress: float | None = Field(default=None, description="Upload progress (0..1).")
-    detail: str | None = Field(default=None, description="Why the status is error or queued.")
+    detail: str | None = Field(
+        default=None, description="Why: a failed or waiting upload, several remote objects."
+    )
 
 
 class MeasurementFileDetails(BaseModel):

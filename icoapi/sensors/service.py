@@ -19,6 +19,7 @@ from icoapi.core.documents import (
     decode_yaml_bytes,
     parse_yaml,
 )
+from icoapi.core.events import ConfigChanged, Event
 from icoapi.core.settings import BUNDLED_CONFIG_DIR
 from icoapi.sensors.errors import SensorConfigError
 from icoapi.sensors.schemas import (
@@ -82,6 +83,14 @@ class SensorCatalog:
         if isinstance(result, SensorConfigError):
             raise result
         return result
+
+    def on_config_changed(self, event: Event) -> None:
+        """Event listener: a replaced sensors.yaml is read again at its next use
+        (no I/O here: the listener runs on the event loop)."""
+        if isinstance(event, ConfigChanged) and event.filename == self.path.name:
+            with self._lock:
+                self._signature = None
+                self._result = None
 
     def reload(self) -> SensorFile:
         """Forget the cached file and read it again (after the file was replaced)."""

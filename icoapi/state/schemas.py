@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from icoapi.core.disk import DiskCapacity
+from icoapi.dataspace.schemas import CloudState
 from icoapi.measurement.schemas import MeasurementInstructions, MeasurementStatus, PendingPostMeta
 from icoapi.system.schemas import ConnectedDevice, LinkState, SystemSnapshot
 
@@ -27,26 +28,6 @@ class ReportedLinkState(StrEnum):
         if system.measuring and system.link_state is LinkState.SENSOR_CONNECTED:
             return cls.MEASURING
         return cls(system.link_state.value)
-
-
-class UploadProgress(BaseModel):
-    name: str
-    bytes_sent: int
-    size: int
-
-
-class CloudState(BaseModel):
-    """The dataspace as the web client sees it (its first three fields), then
-    why it is unhealthy and what the upload queue does."""
-
-    enabled: bool = False
-    healthy: bool = False
-    manage_url: str | None = None
-    reason: str | None = Field(default=None, description="Why the dataspace is not healthy.")
-    connector: str | None = Field(default=None, description="trident or s3.")
-    auto_upload: bool = False
-    queued: int = Field(default=0, description="Upload jobs waiting.")
-    uploading: UploadProgress | None = None
 
 
 class MetadataSummary(BaseModel):

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from icoapi.api import create_app
-from icoapi.configuration.service import CONFIG_FILE_NAMES
+from icoapi.api import CONFIG_FILE_NAMES, create_app
 from icoapi.core.logging import setup_logging
 from icoapi.core.paths import AppPaths
 from icoapi.core.settings import BUNDLED_CONFIG_DIR

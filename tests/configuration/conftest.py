@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from icoapi.api import create_app
-from icoapi.configuration.service import CONFIG_FILE_NAMES, MAX_BACKUPS, ConfigService
+from icoapi.api import CONFIG_FILE_NAMES, create_app
+from icoapi.configuration.service import MAX_BACKUPS, ConfigService
 from icoapi.core.paths import AppPaths
 from icoapi.core.settings import Settings
 from tests.support import make_settings

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from icoapi.core.events import CloudChanged, Event
+from icoapi.core.events import CloudChanged, ConfigChanged, Event
 from icoapi.core.paths import AppPaths
 from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, with_header
 
@@ -85,10 +85,10 @@ def test_restore_of_dataspace_announces_and_protects_password(
         assert restore(api, "dataspace.yaml", backup).json() == RESTORED
     finally:
         unsubscribe()
-    # The configuration service announces once; the dataspace service (which
-    # reloads the file) may follow with announcements of its own.
-    assert seen[:1] == [CloudChanged()]
-    assert all(event == CloudChanged() for event in seen)
+    # The configuration service announces the file once; the dataspace service
+    # (which reloads it) may follow with state changes of its own.
+    assert seen[:1] == [ConfigChanged("dataspace.yaml")]
+    assert all(event == CloudChanged() for event in seen[1:])
     logging.getLogger("icoapi.test").warning("using %s", password)
     assert password not in paths.log_file.read_text(encoding="utf-8")
 

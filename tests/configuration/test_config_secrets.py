@@ -8,12 +8,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
-from icoapi.configuration.service import ConfigService, mask_secrets, secrets_in
+from pydantic import SecretStr
+
+from icoapi.api import CONFIG_KINDS
+from icoapi.configuration.service import ConfigService
 from icoapi.core.events import EventBus
 from icoapi.core.logging import SecretRedactor
 from icoapi.core.paths import AppPaths
-from icoapi.sensors.service import SensorCatalog
+from icoapi.dataspace.config import mask_secrets, secret_fields, secret_values
+from icoapi.dataspace.connectors.base import ConnectionSettings
 from tests.configuration.yaml_samples import dump, enabled_dataspace
 
 
@@ -38,7 +43,7 @@ def test_startup_registers_dataspace_password(tmp_path: Path) -> None:
     (paths.config / "dataspace.yaml").write_bytes(dump(enabled_dataspace(password)))
     redactor = SecretRedactor()
 
-    ConfigService(paths, SensorCatalog(paths.config / "sensors.yaml"), redactor, EventBus())
+    ConfigService(paths, CONFIG_KINDS, redactor, EventBus())
 
     text = log_through(redactor, paths.log_file, "connecting as operator with %s", password)
     assert password not in text
@@ -68,13 +73,12 @@ def warnings_of(name: str) -> Iterator[list[logging.LogRecord]]:
 def test_startup_with_broken_or_missing_dataspace_file(tmp_path: Path) -> None:
     paths = AppPaths(root=tmp_path, log_file=tmp_path / "logs" / "icodaq.log")
     paths.ensure()
-    catalog = SensorCatalog(paths.config / "sensors.yaml")
     dataspace = paths.config / "dataspace.yaml"
 
     # Missing: the service starts quietly, creates nothing and protects nothing.
     redactor = SecretRedactor()
     with warnings_of("icoapi") as records:
-        ConfigService(paths, catalog, redactor, EventBus())
+        ConfigService(paths, CONFIG_KINDS, redactor, EventBus())
     assert records == []
     assert not dataspace.exists()
     assert "plain-value" in log_through(redactor, tmp_path / "missing.log", "%s", "plain-value")
@@ -85,22 +89,48 @@ def test_startup_with_broken_or_missing_dataspace_file(tmp_path: Path) -> None:
     dataspace.write_bytes(broken)
     redactor = SecretRedactor()
     with warnings_of("icoapi") as records:
-        ConfigService(paths, catalog, redactor, EventBus())
+        ConfigService(paths, CONFIG_KINDS, redactor, EventBus())
     [warning] = records
     assert warning.levelno == logging.WARNING
     assert str(dataspace) in warning.getMessage()
     assert dataspace.read_bytes() == broken
 
 
-def test_secret_keys_are_found_at_any_depth() -> None:
-    document = {
-        "connection": {"password": "a-pass", "username": "bob", "port": 1},
-        "more": [{"api_key": "k-123"}, {"token": 123456}, {"passwd": None}],
-        "client_secret": "s-xyz",
+def test_secrets_follow_the_connector_declarations() -> None:
+    s3 = {
+        "connection": {
+            "enabled": True,
+            "connector": "s3",
+            "bucket": "measurements",
+            "access_key_id": "AKID-1",
+            "secret_access_key": "s3-secret",
+            "password": "not-an-s3-key",  # no S3 field: not a credential there
+        }
     }
-    assert secrets_in(document) == {"a-pass", "k-123", "123456", "s-xyz"}
-    assert mask_secrets(document) == {
-        "connection": {"password": "***", "username": "bob", "port": 1},
-        "more": [{"api_key": "***"}, {"token": "***"}, {"passwd": None}],
-        "client_secret": "***",
+    assert secret_values(s3) == {"AKID-1", "s3-secret"}
+    masked = mask_secrets(s3)["connection"]
+    assert (masked["access_key_id"], masked["secret_access_key"]) == ("***", "***")
+    assert (masked["bucket"], masked["password"]) == ("measurements", "not-an-s3-key")
+
+    folder = {"connection": {"enabled": True, "connector": "folder", "path": "/mnt/share"}}
+    assert secret_values(folder) == set()
+    assert mask_secrets(folder) == folder
+
+    # Disabled or naming no known connector: every connector's credentials.
+    unknown = {"connection": {"enabled": False, "password": "p-1", "secret_access_key": "k-2"}}
+    assert secret_values(unknown) == {"p-1", "k-2"}
+    assert mask_secrets(unknown)["connection"] == {
+        "enabled": False,
+        "password": "***",
+        "secret_access_key": "***",
     }
+
+
+def test_a_new_connectors_secrets_are_its_secret_fields() -> None:
+    class AzureConnection(ConnectionSettings):
+        connector: Literal["azure"]
+        account_key: SecretStr
+        connection_string: SecretStr | None = None
+        password_hint: str = ""  # a credential-like name, but not declared secret
+
+    assert secret_fields(AzureConnection) == {"account_key", "connection_string"}

@@ -10,7 +10,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from icoapi.api import create_app
-from icoapi.core.events import CloudChanged, Event
+from icoapi.core.events import ConfigChanged, Event
 from icoapi.core.paths import AppPaths
 from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, with_header
 from tests.support import make_settings
@@ -328,7 +328,7 @@ def test_every_dataspace_schema_error_is_listed(api: TestClient) -> None:
         "detail": (
             "Provided YAML does not satisfy dataspace schema. Errors: "
             "connection -> bucket: required field is missing (line 8); "
-            "connection -> connector: expected 'trident' or 's3' (line 9); "
+            "connection -> connector: expected 'trident', 's3' or 'folder' (line 9); "
             "connection -> domain: must not start or end with '/' (line 11); "
             "connection -> username: expected non-empty string (line 13); "
             "connection -> password: expected non-empty string (line 14)"
@@ -346,19 +346,19 @@ def test_dataspace_enabled_must_be_boolean(api: TestClient) -> None:
     )
 
 
-def test_dataspace_upload_announces_cloud_change(api: TestClient) -> None:
+def test_uploads_announce_the_changed_file(api: TestClient) -> None:
     seen: list[Event] = []
     unsubscribe = api.app.state.events.subscribe(  # type: ignore[attr-defined]
         seen.append
     )
     try:
         assert upload(api, "meta", dump(shipped("metadata.yaml"))).status_code == 200
-        assert CloudChanged() not in seen
+        assert seen == [ConfigChanged("metadata.yaml")]
         response = upload(api, "dataspace", dump(enabled_dataspace("x-secret-1")))
         assert response.status_code == 200, response.text
-        # The first announcement is the configuration service's; the dataspace
-        # service, which reloads the file, may follow with its own.
-        assert seen[:1] == [CloudChanged()]
+        # The configuration service's announcement; the dataspace service, which
+        # reloads the file, may follow with state changes of its own.
+        assert seen[1:2] == [ConfigChanged("dataspace.yaml")]
     finally:
         unsubscribe()
 

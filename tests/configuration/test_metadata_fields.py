@@ -11,11 +11,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from icoapi.configuration.service import CONFIG_FILE_NAMES, ConfigService
+from icoapi.api import CONFIG_FILE_NAMES, CONFIG_KINDS
+from icoapi.configuration.service import ConfigService
 from icoapi.core.events import EventBus
 from icoapi.core.logging import SecretRedactor
 from icoapi.core.paths import AppPaths
-from icoapi.sensors.service import SensorCatalog
 from tests.configuration.yaml_samples import dump, shipped, with_header
 
 CONFIG = "/api/v1/config"
@@ -268,17 +268,16 @@ def test_startup_warns_about_an_installed_file_the_client_cannot_render(
 ) -> None:
     paths = AppPaths(root=tmp_path, log_file=tmp_path / "logs" / "icodaq.log")
     paths.ensure()
-    catalog = SensorCatalog(paths.config / "sensors.yaml")
     caplog.set_level(logging.WARNING, logger="icoapi.configuration.service")
 
-    ConfigService(paths, catalog, SecretRedactor(), EventBus())  # no file: nothing to say
+    ConfigService(paths, CONFIG_KINDS, SecretRedactor(), EventBus())  # no file: nothing to say
     paths.install_default_config(CONFIG_FILE_NAMES)
-    ConfigService(paths, catalog, SecretRedactor(), EventBus())  # the shipped file is fine
+    ConfigService(paths, CONFIG_KINDS, SecretRedactor(), EventBus())  # the shipped file is fine
     assert caplog.records == []
 
     # What an older install still has: it keeps the file it got first.
     (paths.config / "metadata.yaml").write_bytes(OLD_SHIPPED)
-    ConfigService(paths, catalog, SecretRedactor(), EventBus())
+    ConfigService(paths, CONFIG_KINDS, SecretRedactor(), EventBus())
     [record] = caplog.records
     assert record.levelno == logging.WARNING
     message = record.getMessage()

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.dataspace.support import FAST, TridentStandIn, moto_server, new_bucket, write_config
+from tests.dataspace.support import (
+    FAST,
+    TridentStandIn,
+    moto_server,
+    new_bucket,
+    wait_until,
+    write_config,
+)
 from tests.support import LiveServer, make_settings
 
 
@@ -50,11 +58,15 @@ class Service:
         state: dict[str, Any] = self.http.get("/state").json()["cloud"]
         return state
 
-    def wait_job(
-        self, job_id: int, states: tuple[str, ...] = ("done", "failed", "cancelled")
-    ) -> Any:
-        dataspace = self.server.app.state.dataspace
-        return self.server.run_in_loop(dataspace.wait_for_job(job_id, states, 60), 70)
+    def wait_job(self, job_id: int, timeout: float = 60) -> Any:
+        """The job once it is finished (polled through the API)."""
+        finished = ("done", "failed", "cancelled")
+
+        def job() -> dict[str, Any] | None:
+            answer: dict[str, Any] = self.http.get(f"/cloud/queue/{job_id}").json()
+            return answer if answer["state"] in finished else None
+
+        return SimpleNamespace(**wait_until(job, timeout, f"job {job_id} to finish"))
 
     def file_cloud(self, name: str) -> dict[str, Any]:
         files = self.http.get("/files").json()["files"]

@@ -29,7 +29,7 @@ NAME = "milling__2025-03-01_10-15-00.hdf5"
 
 
 def upload(service: Service, name: str = NAME) -> int:
-    response = service.http.post("/cloud/upload", json={"filename": name})
+    response = service.http.post("/cloud/upload", json={"filename": name}, params={"wait": 0})
     assert response.status_code == 202, response.text
     job_id: int = response.json()["id"]
     return job_id
@@ -84,9 +84,10 @@ def test_status_follows_local_changes_and_update(
         h5.root.acceleration.attrs["post_metadata"] = '{"version": "1", "parameters": {}}'
     assert service.file_cloud(NAME)["status"] == "outdated"
 
+    # The answer waits for the job: done, so the client's reload shows up_to_date.
     response = service.http.post("/cloud/update", json={"filename": NAME, "file_id": None})
-    assert response.status_code == 202, response.text
-    assert service.wait_job(response.json()["id"]).state == "done"
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "done"
     assert service.file_cloud(NAME)["status"] == "up_to_date"
     stored = s3_client(s3_endpoint).get_object(Bucket=bucket, Key=f"site-a/{NAME}")
     assert stored["Body"].read() == path.read_bytes()
@@ -139,7 +140,9 @@ def test_checksum_mismatch_is_detected(
         assert job.attempts == 2  # FAST.max_attempts: a mismatch is not retried forever
         assert "does not match the local file" in job.last_error
         cloud = service.file_cloud(NAME)
-        assert cloud["status"] == "error"
+        # The client offers the upload again; the reason is in detail.
+        assert cloud["status"] in ("not_uploaded", "outdated")
+        assert cloud["queue_state"] == "failed"
         assert "does not match" in cloud["detail"]
 
         proxy.corrupt = False
@@ -167,7 +170,8 @@ def test_server_down_then_back_completes_the_queued_job(
     assert "cannot be reached" in state["reason"]
 
     job_id = upload(service)
-    assert service.file_cloud(NAME)["status"] == "queued"
+    cloud = service.file_cloud(NAME)
+    assert (cloud["status"], cloud["queue_state"]) == ("updating", "queued")
     listing = service.http.get("/cloud")
     assert listing.status_code == 502
     assert "cannot be reached" in listing.json()["detail"]
