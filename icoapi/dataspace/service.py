@@ -199,59 +199,65 @@ class DataspaceService:
         return stat.st_mtime_ns, stat.st_size
 
     async def reload_if_changed(self) -> None:
-        """Load dataspace.yaml again if it changed on disk."""
-        if await run_blocking(self._stamp) != self._config_stamp:
-            await run_blocking(self._reload_config)
+        """Load dataspace.yaml again if it changed on disk. A caller that comes
+        while another one reloads waits for that reload."""
+        if await run_blocking(self._reload_if_changed):
             self.publish()
 
-    def _reload_config(self) -> None:
-        """Read dataspace.yaml and build the connector (no network here)."""
+    def _reload_if_changed(self) -> bool:
         with self._config_lock:
-            self._config_stamp = self._stamp()
-            old = self.connector
-            self.connector = None
-            self.connection = None
-            self.listing.clear()
-            self.uploader.reset_probe()
-            if old is not None:
-                old.close()
-            try:
-                document = parse_yaml(decode_yaml_bytes(self.config_path.read_bytes()))
-                validate_document(DATASPACE, document)
-            except FileNotFoundError:
-                self.enabled = False
-                self.set_health(False, "dataspace.yaml does not exist.")
-                return
-            except (OSError, YamlSyntaxError) as error:
-                self.enabled = False
-                self.set_health(False, f"dataspace.yaml cannot be read: {error}")
-                return
-            except ConfigSchemaError as error:
-                connection = (
-                    document.data.get("connection") if isinstance(document.data, dict) else None
-                )
-                self.enabled = isinstance(connection, dict) and connection.get("enabled") is True
-                self.set_health(False, f"dataspace.yaml is not valid: {error.detail}")
-                return
+            if self._stamp() == self._config_stamp:
+                return False
+            self._load_config()
+            return True
+
+    def _reload_config(self) -> None:
+        with self._config_lock:
+            self._load_config()
+
+    def _load_config(self) -> None:
+        """Read dataspace.yaml and build the connector (no network here; the
+        caller holds the lock). Readers see the old state or the new one."""
+        self._config_stamp = self._stamp()
+        enabled, reason = False, None
+        connection: ConnectionSettings | None = None
+        connector: Connector | None = None
+        try:
+            document = parse_yaml(decode_yaml_bytes(self.config_path.read_bytes()))
+            validate_document(DATASPACE, document)
+        except FileNotFoundError:
+            reason = "dataspace.yaml does not exist."
+        except (OSError, YamlSyntaxError) as error:
+            reason = f"dataspace.yaml cannot be read: {error}"
+        except ConfigSchemaError as error:
+            data = document.data.get("connection") if isinstance(document.data, dict) else None
+            enabled = isinstance(data, dict) and data.get("enabled") is True
+            reason = f"dataspace.yaml is not valid: {error.detail}"
+        else:
             connection = enabled_connection(document.data)
-            if connection is None:
-                self.enabled = False
-                self.set_health(False, None)
-                logger.info("Dataspace disabled in dataspace.yaml")
-                return
-            self.enabled = True
-            self.connection = connection
+            enabled = connection is not None
+        if connection is not None:
             options = ConnectorOptions(
                 connect_timeout=self.options.connect_timeout,
                 read_timeout=self.options.read_timeout,
                 part_size=self.options.part_size,
             )
             try:
-                self.connector = self.connector_factory(connection, options)
+                connector = self.connector_factory(connection, options)
             except DataspaceError as error:
-                self.set_health(False, error.detail)
-                return
-            self.set_health(False, NOT_CONNECTED)
+                reason = error.detail
+            else:
+                reason = NOT_CONNECTED
+        old = self.connector
+        self.listing.clear()
+        self.uploader.reset_probe()
+        self.enabled, self.connection, self.connector = enabled, connection, connector
+        if old is not None:
+            old.close()
+        self.set_health(False, reason)
+        if connection is None and reason is None:
+            logger.info("Dataspace disabled in dataspace.yaml")
+        elif connection is not None and connector is not None:
             logger.info("Dataspace configured: %s connector", connection.connector)
 
     async def _require_connector(self) -> Connector:

@@ -40,6 +40,7 @@ FAST = DataspaceOptions(
     backoff_max=0.3,
     max_attempts=2,
     listing_ttl=3600,
+    listing_fresh=0.0,
 )
 TEST_KEY_ID = "AKIDTESTTESTTEST"
 TEST_SECRET = "test-secret-access-key-do-not-log"
@@ -138,6 +139,7 @@ class TridentEntry:
     key: str
     metadata: Any
     virtual_group: Any
+    status: str | None = None  # set: last_status whatever S3 holds (e.g. deleted)
 
 
 @dataclass
@@ -151,7 +153,8 @@ class TridentStandIn:
     username: str = "operator"
     password: str = "correct horse"
     page_size: int = 2
-    mode: str = "ok"  # ok, garbage, slow, error500
+    mode: str = "ok"  # ok, garbage, slow, error500, conflict (new objects: 409)
+    upload_endpoint: str | None = None  # presigned URLs point here (a proxy) if set
     entries: dict[int, TridentEntry] = field(default_factory=dict)
     access_tokens: set[str] = field(default_factory=set)
     refresh_tokens: set[str] = field(default_factory=set)
@@ -163,6 +166,7 @@ class TridentStandIn:
 
     def __post_init__(self) -> None:
         self.s3 = s3_client(self.s3_endpoint)
+        self.presigner = s3_client(self.upload_endpoint or self.s3_endpoint)
         self.lock = threading.Lock()
         stand_in = self
 
@@ -249,6 +253,8 @@ class TridentStandIn:
             page = int(query.get("page", ["1"])[0])
             return self.listing(request, page)
         if route == ("POST", "/api/management/files"):
+            if self.mode == "conflict":
+                return self.send_json(request, 409, {"detail": "File already exists"})
             entry = self.add_entry(body["name"])
             entry.metadata = body["metadata"]
             entry.virtual_group = body.get("virtual_group")
@@ -284,7 +290,7 @@ class TridentStandIn:
         return {"access_token": access, "refresh_token": refresh}
 
     def presign(self, entry: TridentEntry) -> str:
-        url: str = self.s3.generate_presigned_url(
+        url: str = self.presigner.generate_presigned_url(
             "put_object", Params={"Bucket": self.bucket, "Key": entry.key}, ExpiresIn=600
         )
         return url
@@ -308,7 +314,7 @@ class TridentStandIn:
             "author": self.username,
             "type": "hdf5",
             "etag": head["ETag"] if head else None,
-            "last_status": "available" if head else "created",
+            "last_status": entry.status or ("available" if head else "created"),
             "last_status_time": "2025-01-01T00:00:00Z",
             "secrets_count": 0,
             "access_total_count": 0,
@@ -352,13 +358,17 @@ class TridentStandIn:
 class CorruptingProxy:
     """Forwards every request to ``target``; with ``corrupt`` set, flips one byte
     of each PUT body and drops its Content-MD5, as a faulty store or network path
-    would (the store then keeps bytes that differ from the file)."""
+    would (the store then keeps bytes that differ from the file); with
+    ``drop_puts``, closes the connection of that many PUTs instead of answering."""
 
     def __init__(self, target: str) -> None:
         self.target = urlsplit(target)
         self.corrupt = False
         # hold_puts: the next PUT waits (``held`` set) until ``release`` is set.
         self.hold_puts = False
+        # drop_puts: so many PUTs are read and then answered by a closed connection.
+        self.drop_puts = 0
+        self.puts = 0
         self.held = threading.Event()
         self.release = threading.Event()
         proxy = self
@@ -373,6 +383,13 @@ class CorruptingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                if self.command == "PUT":
+                    proxy.puts += 1
+                if proxy.drop_puts and self.command == "PUT":
+                    proxy.drop_puts -= 1
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 if proxy.hold_puts and self.command == "PUT":
                     proxy.hold_puts = False
                     proxy.held.set()

@@ -16,6 +16,7 @@ from tests.dataspace.conftest import Service
 from tests.dataspace.support import (
     FAST,
     HEADER,
+    CorruptingProxy,
     TridentStandIn,
     measurement,
     s3_client,
@@ -214,3 +215,119 @@ def test_garbage_and_server_errors_are_502(
     job = service.wait_job(job_id)
     assert job.state == "done", job.last_error
     assert job.bytes_sent == path.stat().st_size
+
+
+REFERENCE_FIELDS = {
+    "id",
+    "bucket",
+    "objectname",
+    "name",
+    "description",
+    "metadata",
+    "created_at",
+    "s3_lastmodified",
+    "s3_size",
+    "origin",
+    "author",
+    "type",
+    "etag",
+    "last_status",
+    "last_status_time",
+    "secrets_count",
+    "access_total_count",
+    "access_week_count",
+    "last_access_time",
+    "active_offerings_count",
+    "virtual_group",
+}
+
+
+def test_a_dropped_put_is_retried_into_the_same_object(
+    start_service: Callable[..., Service], s3_endpoint: str, bucket: str
+) -> None:
+    proxy = CorruptingProxy(s3_endpoint)
+    stand_in = TridentStandIn(s3_endpoint, bucket, upload_endpoint=proxy.url)
+    try:
+        service = start_service(stand_in.connection())
+        path = measurement(service.measurements, NAME)
+        healthy(service)
+        proxy.drop_puts = 1
+        # The answer waits for the job: the retry after the dropped connection
+        # is part of it.
+        response = service.http.post("/cloud/upload", json={"filename": NAME})
+        assert response.status_code == 200, response.text
+        job = response.json()
+        assert (job["state"], job["attempts"]) == ("done", 2)
+        assert proxy.puts == 2
+        # One object: the retry asked for a new URL for the object the first
+        # attempt created, instead of creating a second one.
+        [entry] = stand_in.entries.values()
+        assert job["remote_id"] == entry.id
+        assert stand_in.requests.count("POST /api/management/files") == 1
+        assert f"GET /api/management/files/{entry.id}/upload-url" in stand_in.requests
+        stored = s3_client(s3_endpoint).get_object(Bucket=bucket, Key=entry.key)
+        assert stored["Body"].read() == path.read_bytes()
+        cloud = service.file_cloud(NAME)
+        assert (cloud["status"], cloud["id"]) == ("up_to_date", entry.id)
+    finally:
+        stand_in.close()
+        proxy.close()
+
+
+def test_a_refusal_is_final_at_once(
+    start_service: Callable[..., Service], trident: TridentStandIn
+) -> None:
+    service = start_service(trident.connection())
+    measurement(service.measurements, NAME)
+    healthy(service)
+    trident.mode = "conflict"
+    response = service.http.post("/cloud/upload", json={"filename": NAME})
+    assert response.status_code == 502
+    assert "HTTP 409 (File already exists)" in response.json()["detail"]
+    [job] = service.http.get("/cloud/queue").json()["jobs"]
+    assert (job["state"], job["attempts"], job["error_status"]) == ("failed", 1, 502)
+    # The client offers the upload again and says why.
+    cloud = service.file_cloud(NAME)
+    assert (cloud["status"], cloud["queue_state"]) == ("not_uploaded", "failed")
+    assert "409" in cloud["detail"]
+
+    # Uploading again runs the failed job again (it is not kept twice).
+    trident.mode = "ok"
+    again = service.http.post("/cloud/upload", json={"filename": NAME})
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == job["id"]
+    assert service.file_cloud(NAME)["status"] == "up_to_date"
+
+
+def test_deleted_objects_of_the_same_name_are_ignored(
+    start_service: Callable[..., Service], trident: TridentStandIn
+) -> None:
+    for _ in range(2):
+        trident.add_entry(NAME).status = "deleted"
+    service = start_service(trident.connection())
+    measurement(service.measurements, NAME)
+    healthy(service)
+    assert service.file_cloud(NAME)["status"] == "not_uploaded"
+    response = service.http.post("/cloud/upload", json={"filename": NAME})
+    assert response.status_code == 200, response.text
+    live = [e for e in trident.entries.values() if e.status is None]
+    assert len(live) == 1
+    cloud = service.file_cloud(NAME)
+    assert (cloud["status"], cloud["id"]) == ("up_to_date", live[0].id)
+
+    # A status that changes at Trident shows at the next file listing.
+    live[0].status = "updating"
+    assert service.file_cloud(NAME)["status"] == "updating"
+
+
+def test_listing_has_the_reference_fields(
+    start_service: Callable[..., Service], trident: TridentStandIn
+) -> None:
+    service = start_service(trident.connection())
+    measurement(service.measurements, NAME)
+    assert service.http.post("/cloud/upload", json={"filename": NAME}).status_code == 200
+    [item] = service.http.get("/cloud").json()
+    assert set(item) >= REFERENCE_FIELDS
+    entry = next(iter(trident.entries.values()))
+    # Trident's own values, as it sent them.
+    assert {key: item[key] for key in REFERENCE_FIELDS} == trident.details(entry)
