@@ -173,7 +173,9 @@ def run(s3_port: int, size: int) -> None:
             process = psutil.Process(service.pid)
             rss_before = process.memory_info().rss
             started = time.perf_counter()
-            job_id = http.post("/cloud/upload", json={"filename": name}).json()["id"]
+            # wait=0: answered at once, so the RSS is sampled during the upload.
+            answer = http.post("/cloud/upload", json={"filename": name}, params={"wait": 0})
+            job_id = answer.json()["id"]
             peak = rss_before
             while True:
                 peak = max(peak, process.memory_info().rss)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from icoapi.dataspace.connectors.base import RemoteObject
 from icoapi.dataspace.queue import Job, JobState
@@ -126,14 +126,16 @@ class RemoteFile(BaseModel):
         details = {key: value for key, value in remote.details.items() if key in known}
         details.setdefault("objectname", None)
         details.setdefault("etag", remote.etag)
-        return cls(
-            **{
-                **details,
-                "id": remote.id,
-                "name": remote.name,
-                "last_status": remote.status,
-                "size": remote.size,
-                "last_modified": remote.last_modified.isoformat() if remote.last_modified else None,
-                "status": remote.status,
-            }
-        )
+        summary = {
+            "id": remote.id,
+            "name": remote.name,
+            "last_status": remote.status,
+            "size": remote.size,
+            "last_modified": remote.last_modified.isoformat() if remote.last_modified else None,
+            "status": remote.status,
+        }
+        try:
+            return cls.model_validate({**details, **summary})
+        except ValidationError:
+            # A dataspace whose details have other types: the summary still holds.
+            return cls.model_validate({"objectname": None, "etag": remote.etag, **summary})
