@@ -123,6 +123,7 @@ def test_list_files(client: TestClient, measurements: Path) -> None:
         "status": "not_uploaded",
         "id": None,
         "upload_timestamp": None,
+        "queue_state": None,
         "progress": None,
         "detail": None,
     }
