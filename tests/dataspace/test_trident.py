@@ -331,3 +331,29 @@ def test_listing_has_the_reference_fields(
     entry = next(iter(trident.entries.values()))
     # Trident's own values, as it sent them.
     assert {key: item[key] for key in REFERENCE_FIELDS} == trident.details(entry)
+
+
+def test_file_listings_share_one_remote_listing_and_never_wait_long(
+    start_service: Callable[..., Service], trident: TridentStandIn
+) -> None:
+    service = start_service(trident.connection())
+    measurement(service.measurements, NAME)
+    healthy(service)
+    trident.mode = "slow"  # every request waits until released
+    asked = len(trident.requests)
+    answers: list[int] = []
+
+    def list_files() -> None:
+        with httpx.Client(base_url=service.http.base_url, timeout=30) as http:
+            answers.append(http.get("/files").status_code)
+
+    threads = [threading.Thread(target=list_files) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Each answered with what was known after a bounded wait (2 s), and one
+    # listing was in flight for all three.
+    assert answers == [200, 200, 200]
+    assert trident.requests[asked:] == ["GET /api/management/files"]
+    trident.release.set()
