@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from tests.dataspace.conftest import Service
-from tests.dataspace.support import measurement, wait_until
+from tests.dataspace.support import HEADER, measurement, wait_until
 from tests.measurement.helpers import connect_device, instructions, start, wait_idle
 from tests.support import fast_simulator_config, simulator_settings
 
@@ -110,3 +111,18 @@ def test_a_copy_changed_in_the_folder_is_outdated(
     (share / f"{NAME}.sha256").write_text(f"{digest}  {NAME}\n", "ascii")
     assert service.http.post("/cloud/authenticate").status_code == 200
     assert service.file_cloud(NAME)["status"] == "outdated"
+
+
+def test_the_folder_connection_is_checked_like_the_others(
+    start_service: Callable[..., Service],
+) -> None:
+    service = start_service()
+    document = {"info": HEADER, "connection": folder_connection(Path("relative/share"))}
+    response = service.http.post(
+        "/config/dataspace",
+        files={"file": ("dataspace.yaml", yaml.safe_dump(document), "application/x-yaml")},
+    )
+    assert response.status_code == 422
+    assert (
+        "Errors: connection -> path: expected an absolute path (line" in (response.json()["detail"])
+    )
