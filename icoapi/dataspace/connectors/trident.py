@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field, SecretStr
 
 from icoapi.configuration.schemas import NonEmptyStr, OptionalStr, no_outer_slash, secret_not_blank
 from icoapi.dataspace.connectors.base import (
+    PART_SIZE,
     ConnectionSettings,
     ConnectorOptions,
     RemoteObject,
@@ -325,8 +326,9 @@ class TridentConnector:
         return url
 
     def checksum_scheme(self, etag: str, size: int) -> int:
-        # One presigned PUT: the store's ETag is the MD5 of the whole file.
-        return etag_scheme(etag, size, max(size, 1))
+        # This service sends one PUT (a plain MD5); an object uploaded in parts
+        # elsewhere most likely used the common 8 MiB parts.
+        return etag_scheme(etag, size, PART_SIZE)
 
     def abort_multipart(self, name: str, upload_id: str) -> None:
         """Trident uploads are single PUTs: nothing to abort."""
