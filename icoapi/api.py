@@ -153,6 +153,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         measurement.files_in_use,
         max_upload_size=settings.ICOAPI_MAX_UPLOAD_BYTES,
         cloud_status=dataspace.file_statuses,
+        analyze_points=settings.ICOAPI_ANALYZE_POINTS,
     )
 
     await dataspace.start()

@@ -190,6 +190,15 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds to wait for post-measurement metadata."
     )
 
+    # --- Measurement files (files helper): the analyze stream ------------------------
+    ICOAPI_ANALYZE_POINTS: int = Field(
+        200_000,
+        ge=1000,
+        le=10_000_000,
+        description="Values per channel up to which GET /files/analyze/{name} sends "
+        "every row; longer files are sent as a min/max envelope of at most this many.",
+    )
+
     @field_validator(
         "VITE_API_ORIGINS",
         "ICOAPI_TRUSTED_NETWORKS",

@@ -29,6 +29,11 @@ class MeasurementFileDetails(BaseModel):
     )
     modified: str = Field(description="Local ISO time of the last modification.")
     size: int = Field(description="Size in bytes.")
+    invalid: str | None = Field(
+        default=None,
+        description="Why the file is refused by the hostile-file check (it is never "
+        "opened, and the routes that read it answer 422); null for a readable file.",
+    )
     cloud: FileCloudDetails = Field(default_factory=FileCloudDetails)
 
 
