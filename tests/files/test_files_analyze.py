@@ -3,14 +3,11 @@ min/max envelope of a long one (bounded size, every peak kept)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import tables
 from fastapi.testclient import TestClient
 
@@ -111,56 +108,3 @@ def test_file_laid_out_like_icoapi_0_2_1_test_data(client: TestClient, measureme
         "datasets": [{"name": "first", "data": [None, 2.5]}],  # NaN → null (valid JSON)
     }
     assert lines[2:] == [{"progress": 1.0}, {"progress": 1.0}]
-
-
-def _consume_stream(client: TestClient, path: str) -> dict[str, Any]:
-    """Drive the ASGI app directly and count lines without keeping the body (the
-    test client would buffer the whole response)."""
-    app = client.app
-    state: dict[str, Any] = {"lines": 0, "progress": [], "status": None, "rss_peak": 0}
-    process = psutil.Process()
-
-    async def run() -> None:
-        tail = b""
-        done = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            await done.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal tail
-            if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-                return
-            data = tail + message.get("body", b"")
-            *complete, tail = data.split(b"\n")
-            for line in complete:
-                state["lines"] += 1
-                if line.startswith(b'{"progress"'):
-                    state["progress"].append(json.loads(line)["progress"])
-            state["rss_peak"] = max(state["rss_peak"], process.memory_info().rss)
-            if not message.get("more_body", False):
-                done.set()
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"testserver")],
-            "client": ("test", 1),
-            "server": ("testserver", 80),
-        }
-        await app(scope, receive, send)  # type: ignore[arg-type]
-
-    assert client.portal is not None
-    client.portal.call(run)
-    return state
-
-
