@@ -41,10 +41,17 @@ CloudStatusProvider = Callable[[list[tuple[str, int, int]]], dict[str, FileCloud
 _NOT_UPLOADED = FileCloudDetails().model_dump_json()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Entry:
     created: float
     fields: str  # the entry's JSON members before "cloud"
+    cloud: str = ""  # the cloud status of the last listing…
+    text: str = ""  # …and the entry's JSON with it
+
+    def json(self, cloud: str) -> str:
+        if cloud != self.cloud or not self.text:
+            self.cloud, self.text = cloud, f'{self.fields}, "cloud": {cloud}}}'
+        return self.text
 
 
 def _iso(timestamp: float) -> str:
@@ -173,25 +180,29 @@ class FolderListing:
         self.directory.mkdir(parents=True, exist_ok=True)
         in_use = self.files_in_use()
         listed: list[tuple[float, str, _Entry, int, int]] = []
-        for name, is_link in self._scan():
-            if is_link and not self._inside(name):
-                continue
-            try:
-                stat = os.stat(self.directory / name)
-            except (OSError, RuntimeError):
-                continue  # vanished meanwhile, or a link loop
-            if not S_ISREG(stat.st_mode):
-                continue
-            entry = self._entry(name, stat, name in in_use)
-            listed.append((entry.created, name, entry, stat.st_size, stat.st_mtime_ns))
-        listed.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        names = self._scan()
+        folder = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name, is_link in names:
+                if is_link and not self._inside(name):
+                    continue
+                try:
+                    stat = os.stat(name, dir_fd=folder)
+                except (OSError, RuntimeError):
+                    continue  # vanished meanwhile, or a link loop
+                if not S_ISREG(stat.st_mode):
+                    continue
+                entry = self._entry(name, stat, name in in_use)
+                listed.append((entry.created, name, entry, stat.st_size, stat.st_mtime_ns))
+        finally:
+            os.close(folder)
+        listed.sort(reverse=True)  # by start, then name (names are unique)
         statuses: dict[str, FileCloudDetails] = {}
         if self.cloud_status is not None and listed:
             versions = [(name, size, mtime) for _, name, _, size, mtime in listed]
             statuses = self.cloud_status(versions)
         files = ",".join(
-            f'{entry.fields}, "cloud": {self._cloud(statuses.get(name))}}}'
-            for _, name, entry, _, _ in listed
+            entry.json(self._cloud(statuses.get(name))) for _, name, entry, _, _ in listed
         )
         capacity = disk_capacity(self.directory).model_dump_json()
         directory = json.dumps(str(self.directory.resolve()), ensure_ascii=False)

@@ -28,7 +28,6 @@ import os
 import pickletools
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +64,7 @@ UNSAFE_OPCODES = frozenset(
         "BINPERSID",
     }
 )
+START_ATTRIBUTES = frozenset({"icoapi_version", "Start_Time"})
 _PLAIN_TYPES = (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.BITFIELD, h5py.h5t.ENUM)
 
 
@@ -128,38 +128,53 @@ def _attribute_type_problem(kind: h5py.h5t.TypeID, where: str) -> str | None:
     return _type_problem(kind, where)
 
 
-def _pickle_candidate(value: Any) -> bytes | None:
-    """The bytes PyTables would unpickle: a scalar ASCII string ending in ``.``."""
-    if isinstance(value, bytes | np.bytes_) and bytes(value).endswith(b"."):
-        return bytes(value)
-    return None
+def _read_text(attribute: Any, kind: h5py.h5t.TypeID) -> bytes:
+    """The bytes of a scalar string attribute (fixed or variable length)."""
+    if kind.is_variable_str():
+        buffer = np.empty((), dtype=h5py.string_dtype("utf-8"))
+        attribute.read(buffer, mtype=h5py.h5t.py_create(buffer.dtype))
+        value = buffer[()]
+        return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+    buffer = np.empty((), dtype=f"S{max(1, kind.get_size())}")
+    attribute.read(buffer, mtype=kind)  # as stored: no charset conversion
+    return bytes(buffer[()])
 
 
-def _check_attributes(obj: Any, where: str) -> Iterator[tuple[str, Any]]:
-    """Check the attributes of ``obj``; yields (name, value) of each."""
-    names = list(obj.attrs)
-    if len(names) > MAX_ATTRIBUTES_PER_OBJECT:
+def _check_attributes(
+    obj: Any, where: str, wanted: frozenset[str] = frozenset()
+) -> dict[str, bytes]:
+    """Check the attributes of ``obj``; returns the text of those ``wanted``
+    (scalar strings). Only string attributes are read at all."""
+    count = h5py.h5a.get_num_attrs(obj.id)
+    if count > MAX_ATTRIBUTES_PER_OBJECT:
         raise UnsafeFileError(f"{where} has more than {MAX_ATTRIBUTES_PER_OBJECT} attributes")
-    for name in names:
+    texts = {}
+    for index in range(count):
+        attribute = h5py.h5a.open(obj.id, index=index)
+        name = attribute.name.decode("utf-8", errors="replace")
         label = f"attribute {name!r} of {where}"
-        attribute = h5py.h5a.open(obj.id, name.encode("utf-8"))
         kind = attribute.get_type()
         problem = _attribute_type_problem(kind, label)
         if problem:
             raise UnsafeFileError(problem)
-        size = kind.get_size() * max(1, int(np.prod(attribute.shape or (1,))))
+        shape = attribute.shape
+        size = kind.get_size() * max(1, int(np.prod(shape or (1,))))
         if size > MAX_ATTRIBUTE_BYTES:
             raise UnsafeFileError(f"{label} is larger than {MAX_ATTRIBUTE_BYTES} bytes")
-        value = obj.attrs[name]
-        is_ascii_scalar = (
-            kind.get_class() == h5py.h5t.STRING
-            and kind.get_cset() == h5py.h5t.CSET_ASCII
-            and not attribute.shape
-        )
-        candidate = _pickle_candidate(value) if is_ascii_scalar else None
-        if candidate is not None and unsafe_pickle(candidate):
-            raise UnsafeFileError(f"{label} is a pickle that would run code")
-        yield name, value
+        if kind.get_class() != h5py.h5t.STRING or shape != ():
+            continue
+        # PyTables unpickles scalar ASCII strings that end in "."
+        if kind.get_cset() == h5py.h5t.CSET_ASCII or name in wanted:
+            text = _read_text(attribute, kind)
+            if (
+                kind.get_cset() == h5py.h5t.CSET_ASCII
+                and text.endswith(b".")
+                and unsafe_pickle(text)
+            ):
+                raise UnsafeFileError(f"{label} is a pickle that would run code")
+            if name in wanted:
+                texts[name] = text
+    return texts
 
 
 def _check_dataset(dataset: h5py.Dataset, where: str) -> None:
@@ -200,7 +215,7 @@ class _Walk:
         self.start: datetime | None = None
 
     def run(self) -> None:
-        root_attributes = dict(_check_attributes(self.h5, "/"))
+        root_attributes = _check_attributes(self.h5, "/", frozenset({"PYTABLES_FORMAT_VERSION"}))
         version = root_attributes.get("PYTABLES_FORMAT_VERSION")
         parsed = _format_version(version) if version is not None else None
         if version is not None and (parsed is None or parsed < (2,)):
@@ -235,7 +250,7 @@ class _Walk:
             if not self._mark(obj):
                 continue
             if isinstance(obj, h5py.Group):
-                list(_check_attributes(obj, path))
+                _check_attributes(obj, path)
                 self._group(obj, path, depth + 1)
             elif isinstance(obj, h5py.Dataset):
                 self._dataset(obj, path)
@@ -244,9 +259,10 @@ class _Walk:
 
     def _dataset(self, dataset: h5py.Dataset, path: str) -> None:
         _check_dataset(dataset, path)
-        attributes = dict(_check_attributes(dataset, path))
         if path != ACCELERATION_PATH:
+            _check_attributes(dataset, path)
             return
+        attributes = _check_attributes(dataset, path, START_ATTRIBUTES)
         if dataset.ndim != 1 or dataset.dtype.names is None:
             raise UnsafeFileError(f"{ACCELERATION_PATH} is not a table")
         if "icoapi_version" in attributes:
@@ -301,6 +317,8 @@ class FileVerdicts:
         self.capacity = capacity
         self._verdicts: OrderedDict[tuple[str, int, int, int, int], Verdict] = OrderedDict()
         self._lock = threading.Lock()
+        self.checks = 0
+        """Files inspected so far (cache misses)."""
 
     def verdict(self, path: Path, stat: os.stat_result | None = None) -> Verdict:
         """The (cached) verdict on ``path``; ``stat`` is its ``os.stat`` if known.
@@ -314,6 +332,7 @@ class FileVerdicts:
             if cached is not None:
                 self._verdicts.move_to_end(key)
                 return cached
+        self.checks += 1
         try:
             verdict = Verdict(check_file(path), None)
         except UnsafeFileError as error:
