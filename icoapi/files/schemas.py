@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from icoapi.core.disk import DiskCapacity
+from icoapi.hdf5.layout import ACCELERATION_PATH
 
 CloudStatus = Literal[
     "not_uploaded", "outdated", "updating", "up_to_date", "error", "created", "queued", "uploading"
@@ -50,7 +51,7 @@ class DeleteResponse(BaseModel):
 class HDF5NodeInfo(BaseModel):
     name: str = Field(examples=["acceleration"])
     type: str = Field(examples=["Table"])
-    path: str = Field(examples=["/acceleration"])
+    path: str = Field(examples=[ACCELERATION_PATH])
     attributes: dict[str, Any] = Field(
         description="All HDF5 attributes of the node. Text that is JSON is parsed "
         '("true" → true, pre_metadata/post_metadata → objects); pictures are merged '
