@@ -22,6 +22,7 @@ from icoapi.core.names import MAX_NAME_LENGTH, is_plain_file_name
 
 SUFFIX = ".hdf5"
 UNSAFE_CHARACTERS = re.compile(r'[<>:"/\\|?*%\x00-\x1f\x7f]+')
+_ENDS = re.compile(r"^[\s.]+|[\s.]+$")
 MAX_STEM_BYTES = 160
 """UTF-8 bytes of the user's part of a name (the rest: date, counter, suffix)."""
 MEASUREMENT_FILE_PATTERN = (
@@ -46,9 +47,9 @@ def safe_stem(text: str) -> str:
     # ".." is refused by the files API (it looks like a path step).
     text = re.sub(r"\.{2,}", ".", text)
     # Windows drops trailing dots and spaces; a leading dot hides a file.
-    text = text.strip(" .")
+    text = _ENDS.sub("", text)
     encoded = text.encode("utf-8")[:MAX_STEM_BYTES]
-    return encoded.decode("utf-8", errors="ignore").strip(" .")
+    return _ENDS.sub("", encoded.decode("utf-8", errors="ignore"))
 
 
 def measurement_file_stem(name: str | None, now: datetime) -> str:
