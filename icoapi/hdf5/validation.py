@@ -237,6 +237,8 @@ class _Walk:
     def _group(self, group: h5py.Group, where: str, depth: int) -> None:
         if depth > MAX_DEPTH:
             raise UnsafeFileError(f"groups nested deeper than {MAX_DEPTH}")
+        if len(group) > MAX_OBJECTS:
+            raise UnsafeFileError(f"more than {MAX_OBJECTS} objects")
         for name in group:
             path = _object_path(where, name)
             link = group.get(name, getlink=True)

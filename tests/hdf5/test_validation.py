@@ -152,3 +152,22 @@ def test_metadata_document_of_a_checked_file(tmp_path: Path) -> None:
         merged = acceleration_document(reader, pictures="merge")
     assert merged["attributes"]["pre_metadata"]["parameters"]["tool_pictures"] == {"0": "aGVsbG8="}
     assert json.dumps(document)  # plain JSON data
+
+
+def test_pickles_in_variable_length_ascii_strings_are_refused(tmp_path: Path) -> None:
+    """PyTables unpickles these too (scalar, ASCII); UTF-8 and arrays it never does."""
+    marker = tmp_path / "marker"
+    text = pickle.dumps(RunsCommand(marker), protocol=0).decode("ascii")
+    path = tmp_path / "vlen.hdf5"
+    with h5py.File(path, "w") as h5:
+        h5.attrs.create("TITLE", text, dtype=h5py.string_dtype("ascii"))
+    with pytest.raises(UnsafeFileError, match="TITLE"):
+        check_file(path)
+    with h5py.File(path, "w") as h5:
+        h5.attrs.create("utf8", text, dtype=h5py.string_dtype("utf-8"))
+        h5.attrs.create("array", np.array([text.encode()]))
+    check_file(path)
+    with tables.open_file(path) as h5:  # PyTables reads both without unpickling
+        assert isinstance(h5.root._v_attrs.utf8, str)
+        assert isinstance(h5.root._v_attrs.array, np.ndarray)
+    assert not marker.exists()
