@@ -254,7 +254,6 @@ class MeasurementFileService:
         if verdict.problem == "not an HDF5 file":
             raise InvalidHDF5Error()
         if verdict.problem is not None:
-            logger.warning("Refused the uploaded file %s: %s", name, verdict.problem)
             raise InvalidHDF5Error(refused_detail(verdict.problem))
         for candidate in numbered_names(name):
             target = self.directory / candidate

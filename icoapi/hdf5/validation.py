@@ -24,6 +24,7 @@ modification time), so a listing checks each file once.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickletools
 import threading
@@ -37,6 +38,8 @@ import h5py
 import numpy as np
 
 from icoapi.hdf5.layout import ACCELERATION_PATH, HDF5_LOCK
+
+logger = logging.getLogger(__name__)
 
 MAX_OBJECTS = 100_000
 MAX_DEPTH = 16
@@ -339,6 +342,7 @@ class FileVerdicts:
             verdict = Verdict(check_file(path), None)
         except UnsafeFileError as error:
             verdict = Verdict(None, str(error))
+            logger.warning("%s is refused and never opened: %s", path.name, error)
         with self._lock:
             self._verdicts[key] = verdict
             while len(self._verdicts) > self.capacity:
