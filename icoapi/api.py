@@ -48,6 +48,7 @@ from icoapi.dataspace.service import DataspaceService
 from icoapi.files.router import router as files_router
 from icoapi.files.service import MeasurementFileService
 from icoapi.hdf5.recovery import recover_interrupted
+from icoapi.hdf5.validation import FileVerdicts
 from icoapi.logs.router import router as logs_router
 from icoapi.logs.service import LogService
 from icoapi.measurement.router import router as measurement_router
@@ -132,8 +133,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         events=events,
         tasks=tasks,
     )
+    # One cache of the hostile-file check's verdicts for every reader of the files.
+    verdicts = FileVerdicts()
     dataspace = DataspaceService(
-        paths, events, tasks, getattr(app.state, "dataspace_options", None)
+        paths, events, tasks, getattr(app.state, "dataspace_options", None), verdicts=verdicts
     )
     state = StateService(
         system,
@@ -160,6 +163,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         measurement.files_in_use,
         max_upload_size=settings.ICOAPI_MAX_UPLOAD_BYTES,
         cloud_status=dataspace.file_statuses,
+        analyze_points=settings.ICOAPI_ANALYZE_POINTS,
+        verdicts=verdicts,
     )
 
     await dataspace.start()

@@ -199,6 +199,15 @@ class Settings(BaseSettings):
         "before answering 202 (0: at once).",
     )
 
+    # --- Measurement files: the analyze stream ------------------------------------
+    ICOAPI_ANALYZE_POINTS: int = Field(
+        200_000,
+        ge=1000,
+        le=10_000_000,
+        description="Values per channel up to which GET /files/analyze/{name} sends "
+        "every row; longer files are sent as a min/max envelope of at most this many.",
+    )
+
     @field_validator(
         "VITE_API_ORIGINS",
         "ICOAPI_TRUSTED_NETWORKS",

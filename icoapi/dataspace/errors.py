@@ -60,6 +60,13 @@ class UnreadableFileError(DataspaceError):
     transient = False
 
 
+class FileBusyUploadError(DataspaceError):
+    """The file is still being written; the upload is tried again later."""
+
+    status_code = 409
+    default_detail = "The file is still being written."
+
+
 class FileChangedError(DataspaceError):
     """The local file changed while it was uploaded; it is uploaded again."""
 

@@ -1,65 +1,28 @@
-"""The metadata sent with a file: read from the HDF5 file in one function
-(:func:`upload_metadata`), the only place the dataspace reads measurement files'
-contents."""
+"""The metadata sent with a file (:func:`upload_metadata`): read through the one
+validated measurement-file reader of :mod:`icoapi.hdf5.reader`, so a file is
+checked for hostile content before PyTables opens it, as for every other route."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import tables
-
-from icoapi.dataspace.errors import UnreadableFileError
-from icoapi.hdf5 import metadata as metadata_io
-from icoapi.hdf5.layout import HDF5_LOCK
+from icoapi.dataspace.errors import FileBusyUploadError, UnreadableFileError
+from icoapi.hdf5 import reader
+from icoapi.hdf5.validation import FileVerdicts, UnsafeFileError
 
 
-def upload_metadata(path: Path) -> dict[str, Any]:
+def upload_metadata(path: Path, verdicts: FileVerdicts) -> dict[str, Any]:
     """The acceleration node info sent with a file (interface §8.2): all
     attributes, JSON text parsed, each picture parameter replaced by its count.
 
-    :raises DataspaceError: (not transient) the file is not a readable HDF5 file."""
-    with HDF5_LOCK:
-        try:
-            h5 = tables.open_file(str(path), "r")
-        except Exception as error:
-            error_type = type(error).__name__
-            detail = f"{path.name} is not a readable HDF5 file ({error_type})."
-            raise UnreadableFileError(detail) from error
-        try:
-            if "/acceleration" not in h5:
-                attributes: dict[str, Any] = {}
-            else:
-                table = h5.get_node("/acceleration")
-                attributes = {
-                    key: _parse_json(value)
-                    for key, value in metadata_io.node_attributes(table).items()
-                }
-            # Metadata too large for an attribute is stored as an array of its own.
-            for prefix in ("pre", "post"):
-                text = metadata_io.read_metadata(h5, prefix)
-                if text is not None:
-                    attributes[f"{prefix}_metadata"] = _parse_json(text)
-            for prefix, by_key in metadata_io.read_pictures(h5).items():
-                meta = attributes.get(f"{prefix}_metadata")
-                if isinstance(meta, dict) and isinstance(meta.get("parameters"), dict):
-                    for key, pictures in by_key.items():
-                        meta["parameters"][key] = len(pictures)
-        finally:
-            h5.close()
-    return {
-        "name": "acceleration",
-        "type": "Table",
-        "path": "/acceleration",
-        "attributes": attributes,
-    }
-
-
-def _parse_json(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
+    :raises UnreadableFileError: (not transient) the file is refused by the check
+        or is not a readable HDF5 file.
+    :raises FileBusyUploadError: (transient) the file is open for writing."""
     try:
-        return json.loads(value)
-    except ValueError:
-        return value
+        return reader.upload_metadata(path, verdicts)
+    except (UnsafeFileError, reader.NotReadableError) as error:
+        detail = f"{path.name} is not a readable measurement file ({error})."
+        raise UnreadableFileError(detail) from error
+    except reader.FileBusyError as error:
+        raise FileBusyUploadError(f"{path.name} is still being written.") from error

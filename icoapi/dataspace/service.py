@@ -47,6 +47,7 @@ from icoapi.dataspace.schemas import CloudState, RemoteFile, UploadJob, UploadPr
 from icoapi.dataspace.statuses import LocalFile, RemoteListing, cached_checksum, file_statuses
 from icoapi.dataspace.uploader import UploadCounts, Uploader
 from icoapi.files.schemas import FileCloudDetails
+from icoapi.hdf5.validation import FileVerdicts
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +73,14 @@ class DataspaceService:
         tasks: TaskRegistry,
         options: DataspaceOptions | None = None,
         connector_factory: ConnectorFactory = build_connector,
+        verdicts: FileVerdicts | None = None,
     ) -> None:
         quiet_http_libraries()
         self.options = options or DataspaceOptions()
         self.config_path = paths.config / DATASPACE.filename
         self.measurements = paths.measurements
+        # The hostile-file check's cache, shared with the file routes.
+        self.verdicts = verdicts or FileVerdicts()
         self.events = events
         self.tasks = tasks
         self.queue = UploadQueue(paths.root / "dataspace" / "uploads.sqlite3")

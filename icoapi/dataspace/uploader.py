@@ -37,6 +37,7 @@ from icoapi.dataspace.metadata import upload_metadata
 from icoapi.dataspace.options import DataspaceOptions
 from icoapi.dataspace.queue import Job, UploadQueue
 from icoapi.dataspace.statuses import RemoteListing, Running
+from icoapi.hdf5.validation import FileVerdicts
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class UploaderHost(Protocol):
     queue: UploadQueue
     listing: RemoteListing
     measurements: Path
+    verdicts: FileVerdicts
     connector: Connector | None
     healthy: bool
 
@@ -272,7 +274,7 @@ class Uploader:
         self, connector: Connector, job: Job, path: Path, size: int, mtime_ns: int
     ) -> UploadResult:
         """Blocking: send the file, check nothing changed, remember what was sent."""
-        metadata = upload_metadata(path)
+        metadata = upload_metadata(path, self.host.verdicts)
         current = self.current
 
         def progress(sent: int) -> None:

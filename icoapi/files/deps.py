@@ -10,10 +10,9 @@ from fastapi import Path as PathParam
 from starlette.requests import HTTPConnection
 
 from icoapi.files.service import MeasurementFileService
+from icoapi.hdf5.names import MEASUREMENT_FILE_PATTERN
 
-# A plain file name (no separators, control characters or leading dot) ending in .hdf5.
-MEASUREMENT_FILE_PATTERN = r"^[^./\\:\x00-\x1f\x7f][^/\\:\x00-\x1f\x7f]{0,249}\.hdf5$"
-# Embedded files' HDF5 node names (see files.service.embedded_dataset_name).
+# Embedded files' HDF5 node names (see files.embedded.embedded_dataset_name).
 DATASET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,105}$"
 
 

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from icoapi.core.errors import error_responses
 from icoapi.core.http import content_disposition
 from icoapi.core.multipart import receive_files
 from icoapi.files.deps import DATASET_NAME_PATTERN, FilesDep, MeasurementFile
+from icoapi.files.embedded import to_ascii
 from icoapi.files.errors import (
     AccelerationDataNotFoundError,
     EmbeddedFileTooLargeError,
@@ -34,7 +35,6 @@ from icoapi.files.schemas import (
     FileListResponse,
     ParsedMetadata,
 )
-from icoapi.files.service import to_ascii
 from icoapi.hdf5.metadata import MetadataTooLargeError
 from icoapi.measurement.schemas import Metadata
 
@@ -48,6 +48,20 @@ DatasetName = Annotated[
     ),
 ]
 NAME_ERRORS = (InvalidFileNameError, MeasurementFileNotFoundError)
+ANALYZE_STREAM = (
+    "Newline-delimited JSON. Line 1: the metadata (as `GET /files/analyze/meta/{name}`, "
+    "download paths relative). Then chunks of at most 1000 rows, "
+    '`{"name", "counter": [...], "timestamp": [µs...], "datasets": [{"name", "data": [...]}]}`, '
+    'each followed by `{"progress": 0..1}` (share of the file\'s rows covered), and '
+    'finally `{"progress": 1.0}`. A file of at most `ICOAPI_ANALYZE_POINTS` rows '
+    "(default 200,000) is sent row by row. A longer one is sent as a min/max envelope: "
+    "the rows are cut into `ICOAPI_ANALYZE_POINTS / (2 × channels)` equal buckets, and "
+    "each bucket contributes the rows holding the minimum and the maximum of each "
+    "channel, in time order, each with its own counter and timestamp: every peak is "
+    "kept with its exact value and time, and no channel gets more than "
+    "`ICOAPI_ANALYZE_POINTS` values however long the file is. Values are float32 in "
+    "their shortest decimal form; NaN is `null`."
+)
 READ_ERRORS = (*NAME_ERRORS, InvalidHDF5Error, FileInUseError)
 
 
@@ -70,10 +84,13 @@ def _multipart_body(field: str, multiple: bool) -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=FileListResponse)
-async def list_files(files: FilesDep) -> FileListResponse:
-    """Measurement files (``*.hdf5``), newest first, and the free space of their volume."""
-    return await files.list_files()
+@router.get("", response_model=FileListResponse, response_class=Response)
+async def list_files(files: FilesDep) -> Response:
+    """Measurement files (``*.hdf5``), newest first, and the free space of their volume.
+    A file the hostile-file check refuses is listed with ``invalid`` (the reason)
+    and never opened."""
+    # The body is built from cached JSON fragments (see icoapi.files.listing).
+    return Response(await files.list_files(), media_type="application/json")
 
 
 @router.post(
@@ -122,14 +139,14 @@ async def analyze_metadata(
     responses={
         200: {
             "content": {"application/json": {}},
-            "description": "Newline-delimited JSON: the metadata, then for each block "
-            'of 1000 rows every 10th row and a progress line, then {"progress": 1.0}.',
+            "description": ANALYZE_STREAM,
         },
         **error_responses(*READ_ERRORS, AccelerationDataNotFoundError),
     },
 )
 async def analyze_file(path: MeasurementFile, files: FilesDep) -> StreamingResponse:
-    """Stream a measurement for the chart: metadata first, then every 10th row."""
+    """Stream a measurement for the chart: metadata first, then the rows (every row
+    of a short file, a min/max envelope of a long one; see the 200 response)."""
     return StreamingResponse(await files.analyze(path), media_type="application/json")
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from icoapi.core.disk import DiskCapacity
+from icoapi.hdf5.layout import ACCELERATION_PATH
 
 # The values the web client renders; finer states are in the other fields.
 CloudStatus = Literal["not_uploaded", "outdated", "updating", "up_to_date", "error", "created"]
@@ -33,6 +34,11 @@ class MeasurementFileDetails(BaseModel):
     )
     modified: str = Field(description="Local ISO time of the last modification.")
     size: int = Field(description="Size in bytes.")
+    invalid: str | None = Field(
+        default=None,
+        description="Why the file is refused by the hostile-file check (it is never "
+        "opened, and the routes that read it answer 422); null for a readable file.",
+    )
     cloud: FileCloudDetails = Field(default_factory=FileCloudDetails)
 
 
@@ -49,7 +55,7 @@ class DeleteResponse(BaseModel):
 class HDF5NodeInfo(BaseModel):
     name: str = Field(examples=["acceleration"])
     type: str = Field(examples=["Table"])
-    path: str = Field(examples=["/acceleration"])
+    path: str = Field(examples=[ACCELERATION_PATH])
     attributes: dict[str, Any] = Field(
         description="All HDF5 attributes of the node. Text that is JSON is parsed "
         '("true" → true, pre_metadata/post_metadata → objects); pictures are merged '

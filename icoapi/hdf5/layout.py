@@ -40,6 +40,9 @@ FILTERS = tables.Filters(complevel=4, complib="zlib")
 CHANNELS = ("first", "second", "third")
 AXES = {"first": "x", "second": "y", "third": "z"}
 EXPECTED_ROWS = 1_000_000  # sizes the table's chunks for long measurements
+ACCELERATION_PATH = "/acceleration"
+SENSORS_PATH = "/sensors"
+EMBEDDED_GROUP = "embedded_files"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import numpy as np
 import tables
 
 from icoapi.core.errors import IcoapiError
-from icoapi.hdf5.layout import HDF5_LOCK
+from icoapi.hdf5.layout import ACCELERATION_PATH, HDF5_LOCK
 
 Prefix = Literal["pre", "post"]
 MAX_METADATA_BYTES = 7 * 1024 * 1024
@@ -43,7 +43,7 @@ document within this limit also fits a request with the instructions around it."
 MAX_ATTRIBUTE_BYTES = 60 * 1024
 """Larger JSON goes into an array: HDF5 attributes hold at most 64 KiB."""
 PREFIXES: tuple[Prefix, ...] = ("pre", "post")
-ACCELERATION = "/acceleration"
+ACCELERATION = ACCELERATION_PATH
 
 
 class AccelerationTableMissingError(LookupError):

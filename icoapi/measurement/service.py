@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import unicodedata
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from icoapi.core.tasks import TaskRegistry, run_blocking
 from icoapi.core.websocket import ClientGroup
 from icoapi.hdf5.layout import SensorRow, describe_error
 from icoapi.hdf5.metadata import check_metadata_size
+from icoapi.hdf5.names import measurement_file_stem
 from icoapi.hdf5.writer import MeasurementWriter
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.errors import (
@@ -60,26 +59,8 @@ CLIENT_DRAIN_TIMEOUT = 5.0
 # library's defaults 8 and 64): the device would not run at the rate requested.
 UNENCODABLE_ACQUISITION_TIMES = (1,)
 UNENCODABLE_OVERSAMPLING_RATES = (1,)
-# Characters that some file system (Windows, macOS, Linux) or the files API's
-# name check (``%2f`` and the like) refuses; everything else of a name is kept.
-UNSAFE_NAME_CHARACTERS = re.compile(r'[<>:"/\\|?*%\x00-\x1f\x7f]+')
-MAX_NAME_BYTES = 160
-
-
-def file_stem(name: str | None, now: datetime) -> str:
-    """``<name>__YYYY-MM-DD_HH-MM-SS``: the user's name with its spaces and
-    non-ASCII letters, only characters no file system takes replaced by ``_``."""
-    stamp = now.strftime("%Y-%m-%d_%H-%M-%S")
-    if not name:
-        return stamp
-    text = UNSAFE_NAME_CHARACTERS.sub("_", unicodedata.normalize("NFC", name))
-    # ".." is refused by the files API (it looks like a path step).
-    text = re.sub(r"\.{2,}", ".", text)
-    # Windows drops trailing dots and spaces; a leading dot hides a file.
-    text = text.strip(" .")
-    encoded = text.encode("utf-8")[:MAX_NAME_BYTES]
-    text = encoded.decode("utf-8", errors="ignore").strip(" .")
-    return f"{text}__{stamp}" if text else stamp
+# The file name of a measurement: the one name policy of icoapi.hdf5.names.
+file_stem = measurement_file_stem
 
 
 def unique_path(folder: Path, stem: str) -> Path:

@@ -85,3 +85,46 @@ def write_measurement(
     writer.close({"measurement_status": "completed"})
     assert writer.error is None
     return path
+
+
+def write_long_file(
+    path: Path,
+    rows: int,
+    spikes: dict[tuple[int, str], float],
+    block: int = 1_000_000,
+    noise: bool = False,
+) -> Path:
+    """A long measurement file written straight with PyTables (no measuring): a
+    slow sine on x, cosine on y, a constant z, samples every 105 µs, and the
+    values ``spikes[(row, column)]``; with ``noise`` Gaussian noise on all three."""
+    import tables
+
+    from icoapi.hdf5.layout import acceleration_description
+
+    with tables.open_file(str(path), "w", title="STH Measurement Data") as h5:
+        table = h5.create_table(
+            "/",
+            "acceleration",
+            acceleration_description(["first", "second", "third"]),
+            title="Sensor Node Data",
+            filters=tables.Filters(complevel=1, complib="zlib"),
+            expectedrows=rows,
+        )
+        for start in range(0, rows, block):
+            index = np.arange(start, min(start + block, rows))
+            data = np.zeros(len(index), dtype=table.dtype)
+            data["counter"] = index % 256
+            data["timestamp"] = index * 105
+            data["x"] = np.sin(index / 5000)
+            data["y"] = np.cos(index / 7000)
+            data["z"] = 0.5
+            if noise:
+                generator = np.random.default_rng(start)
+                for column in ("x", "y", "z"):
+                    data[column] = generator.normal(0, 10, len(index))
+            for (row, column), value in spikes.items():
+                if start <= row < start + len(index):
+                    data[column][row - start] = value
+            table.append(data)
+        table.attrs["sample_rate"] = 9523.81
+    return path

@@ -55,7 +55,8 @@ def test_upload_and_collisions(client: TestClient, measurements: Path, hdf5_byte
         ("../../evil.hdf5", "evil.hdf5"),
         ("/etc/evil.hdf5", "evil.hdf5"),
         ("..\\..\\evil.hdf5", "evil.hdf5"),
-        ("Messung äöü (1).hdf5", "Messung_aeoeue_1.hdf5"),
+        ("Messung äöü (1).hdf5", "Messung äöü (1).hdf5"),  # kept, as measurement names
+        ("a<b>c?.hdf5", "a_b_c_.hdf5"),
         ("..hidden..name.hdf5", "hidden.name.hdf5"),
     ],
 )
