@@ -21,7 +21,9 @@ def upload_metadata(path: Path, verdicts: FileVerdicts) -> dict[str, Any]:
     :raises FileBusyUploadError: (transient) the file is open for writing."""
     try:
         return reader.upload_metadata(path, verdicts)
-    except (UnsafeFileError, reader.NotReadableError) as error:
+    except UnsafeFileError as error:
+        raise UnreadableFileError(f"{path.name} is refused as unsafe: {error}.") from error
+    except reader.NotReadableError as error:
         detail = f"{path.name} is not a readable measurement file ({error})."
         raise UnreadableFileError(detail) from error
     except reader.FileBusyError as error:

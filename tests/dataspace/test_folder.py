@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from tests.dataspace.conftest import Service
 from tests.dataspace.support import HEADER, measurement, wait_until
+from tests.files.hostile import build
 from tests.measurement.helpers import connect_device, instructions, start, wait_idle
 from tests.support import fast_simulator_config, simulator_settings
 
@@ -126,3 +128,22 @@ def test_the_folder_connection_is_checked_like_the_others(
     assert (
         "Errors: connection -> path: expected an absolute path (line" in (response.json()["detail"])
     )
+
+
+@pytest.mark.parametrize("attack", ["root_version", "user_attribute"])
+def test_a_hostile_file_is_refused_before_it_is_read(
+    start_service: Callable[..., Service], tmp_path: Path, attack: str
+) -> None:
+    # The upload reads the file's metadata: through the same check as every file
+    # route, so a pickled attribute never runs and the file is not sent.
+    share = tmp_path / "share"
+    share.mkdir()
+    marker = tmp_path / "PWNED"
+    service = start_service(folder_connection(share))
+    wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")
+    build(service.measurements / NAME, attack, marker, tmp_path)
+    response = service.http.post("/cloud/upload", json={"filename": NAME})
+    assert response.status_code >= 400, response.text
+    assert "refused" in response.json()["detail"]
+    assert not marker.exists()
+    assert list(share.iterdir()) == []
