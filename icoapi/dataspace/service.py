@@ -195,6 +195,9 @@ class DataspaceService:
         self._current: CurrentUpload | None = None
         self._cancelled: set[int] = set()
         self._queued = 0
+        # Over the service's life (metrics): bytes of files uploaded, failed attempts.
+        self.uploaded_bytes = 0
+        self.failed_attempts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._health_failures = 0
@@ -554,6 +557,7 @@ class DataspaceService:
         try:
             stat = await run_blocking(path.stat)
         except OSError:
+            self.failed_attempts += 1
             await run_blocking(self.queue.fail, job.id, f"{job.name} no longer exists.")
             logger.warning("Upload job %d failed: %s no longer exists", job.id, job.name)
             await self._after_queue_change()
@@ -571,11 +575,14 @@ class DataspaceService:
         except UploadCancelledError:
             logger.info("Upload of %s cancelled", job.name)
         except DataspaceError as error:
+            self.failed_attempts += 1
             await self._job_failed(job, error)
         except Exception as error:
+            self.failed_attempts += 1
             logger.exception("Upload of %s failed unexpectedly", job.name)
             await run_blocking(self.queue.fail, job.id, f"{type(error).__name__}: {error}")
         else:
+            self.uploaded_bytes += stat.st_size
             elapsed = max(time.monotonic() - started, 1e-6)
             await run_blocking(self.queue.finish, job.id, result.remote.id)
             if self._remote is not None:
