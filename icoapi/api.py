@@ -52,7 +52,7 @@ from icoapi.logs.service import LogService
 from icoapi.measurement.router import router as measurement_router
 from icoapi.measurement.service import MeasurementService
 from icoapi.metrics.http import RequestTiming, app_templates
-from icoapi.metrics.router import router as metrics_router
+from icoapi.metrics.router import add_metrics_route
 from icoapi.metrics.service import Metrics
 from icoapi.metrics.sources import MetricSources
 from icoapi.sensors.router import router as sensors_router
@@ -282,7 +282,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         dataspace_router,
     ):
         app.include_router(router, prefix=prefix)
-    app.include_router(metrics_router)  # at the root, the Prometheus convention
+    add_metrics_route(app)  # at the root, the Prometheus convention
     return app
 
 
