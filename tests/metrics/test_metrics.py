@@ -4,6 +4,7 @@ frame counters over measurements, clients, link, disk and the request histogram.
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def test_frame_counters_follow_the_files_over_runs(
     assert after.value("icoapi_frames_lost_total") == int(first["lost_frames"])
     assert after.value("icoapi_measurement_dataloss_ratio") == 0  # no run now
     assert after.value("icoapi_stream_clients") == 0
+    assert after.value("icoapi_stream_messages_dropped_total") == 0  # the client kept up
 
     # Counters over the service's life: a second run adds its frames.
     second_name = start(client, instructions(mac, time=1))["data"]["name"]
@@ -160,3 +162,36 @@ def test_request_histogram_labels_are_route_templates(sim_server: LiveServer) ->
         == 1
     )
     assert {labels["status_class"] for labels in series} <= {"2xx", "3xx", "4xx", "5xx"}
+
+
+def test_messages_a_slow_client_lost_are_counted(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect_device(client, mac)
+    url = f"{sim_server.ws_url}/api/v1/measurement/stream"
+    reader = StreamRecorder(url).start()
+    # Connected, never reads, with a small receive buffer: at 60 messages a
+    # second the server's queue of 256 messages for it is full after a few
+    # seconds, then messages are dropped.
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.connect(("127.0.0.1", sim_server.port))
+    stalled = connect(url, sock=raw, close_timeout=0.5)
+    try:
+        name = start(client, instructions(mac, time=90))["data"]["name"]
+        deadline = time.monotonic() + 80
+        while scrape(sim_server.url).value("icoapi_stream_messages_dropped_total") == 0:
+            assert time.monotonic() < deadline, "no message was dropped"
+            time.sleep(0.2)
+        assert client.post("/measurement/stop").status_code == 200
+        wait_idle(sim_server)
+        reader.wait()
+        dropped = scrape(sim_server.url).value("icoapi_stream_messages_dropped_total")
+        assert dropped == sim_server.app.state.measurement.stream_clients.dropped
+        # The reading client and the file lost nothing.
+        rows, attributes, _ = read_table(measurement_file(sim_server, name))
+        assert len(reader.samples) == len(rows)
+        assert float(attributes["dataloss"]) == 0
+    finally:
+        stalled.close()
