@@ -177,7 +177,7 @@ def test_messages_a_slow_client_lost_are_counted(
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect(("127.0.0.1", sim_server.port))
-    stalled = connect(url, sock=raw, close_timeout=0.5)
+    stalled = connect(url, sock=raw, close_timeout=0.5, legacy=True)
     try:
         name = start(client, instructions(mac, time=90))["data"]["name"]
         deadline = time.monotonic() + 80
