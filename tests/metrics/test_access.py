@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.routing import Route
 
+from icoapi.access.rules import METRICS, SERVER_RULES, RuleBook
 from icoapi.access.tokens import add_token
+from icoapi.api import create_app
 from tests.access.helpers import settings_with_tokens
 from tests.metrics.support import scrape
-from tests.support import LiveServer
+from tests.support import LiveServer, make_settings
 
 
 def test_metrics_needs_a_metrics_viewer_or_operator_token(
@@ -41,3 +44,17 @@ def test_trusted_networks_need_no_token(
     settings, _ = settings_with_tokens(tmp_path, ICOAPI_TRUSTED_NETWORKS="127.0.0.0/8")
     server = live_server_factory(settings)
     assert "icoapi_build_info" in scrape(server.url).names
+
+
+def test_server_rules_name_existing_routes(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path / "data"))
+    routes = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, Route) and route.methods
+        for method in route.methods
+    }
+    assert set(SERVER_RULES) <= routes
+    assert RuleBook.server_rule("HEAD", "/metrics") == METRICS
+    assert RuleBook.server_rule("GET", "/metrics/") == METRICS
+    assert RuleBook.server_rule("GET", "/docs") is None
