@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +74,42 @@ def scrape(base_url: str, token: str | None = None) -> Scrape:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     return Scrape(response.text)
+
+
+class NotifyListener:
+    """What systemd's manager would receive."""
+
+    def __init__(self, address: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.received: list[str] = []
+
+    def next(self, timeout: float = 60) -> list[str]:
+        """The assignments of the next datagram."""
+        self.sock.settimeout(timeout)
+        lines = self.sock.recv(4096).decode().split("\n")
+        self.received.extend(lines)
+        return lines
+
+    def wait_for(self, predicate_line: str, timeout: float = 60, prefix: bool = False) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {predicate_line!r}; received {self.received[-20:]}"
+            for line in self.next(remaining):
+                if line == predicate_line or (prefix and line.startswith(predicate_line)):
+                    return line
+
+    def pending(self) -> list[str]:
+        """Every datagram already waiting, without blocking."""
+        self.sock.setblocking(False)
+        lines: list[str] = []
+        try:
+            while True:
+                lines += self.sock.recv(4096).decode().split("\n")
+        except BlockingIOError:
+            pass
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()

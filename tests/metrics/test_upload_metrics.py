@@ -3,6 +3,7 @@ finished uploads, failed attempts, jobs by state and the dataspace's health."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tests.dataspace.support import (
     wait_until,
     write_config,
 )
-from tests.metrics.support import scrape
+from tests.metrics.support import NotifyListener, scrape
 from tests.support import LiveServer, make_settings
 
 NAME = "milling__2025-03-01_10-15-00.hdf5"
@@ -69,3 +70,34 @@ def test_upload_bytes_failures_and_jobs(
             assert done.value("icoapi_dataspace_enabled") == 1
     finally:
         proxy.close()
+
+
+def test_systemd_status_says_uploading(
+    tmp_path: Path,
+    live_server_factory: Callable[..., LiveServer],
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="icoapi-notify-") as folder:
+        address = str(Path(folder) / "notify")
+        listener = NotifyListener(address)
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+        proxy = CorruptingProxy(s3_endpoint)
+        try:
+            data = tmp_path / "data"
+            write_config(data, s3_connection(proxy.url, new_bucket(s3_endpoint)))
+            server = live_server_factory(make_settings(data), dataspace_options=FAST)
+            listener.wait_for("STATUS=idle")
+            measurement(data / "measurements", NAME)
+            proxy.hold_puts = True  # the upload waits in its PUT until released
+            with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as http:
+                response = http.post("/cloud/upload", json={"filename": NAME})
+                assert response.status_code == 202, response.text
+            assert proxy.held.wait(30)
+            listener.wait_for(f"STATUS=uploading {NAME}")
+            proxy.release.set()
+            listener.wait_for("STATUS=idle")
+        finally:
+            proxy.close()
+            listener.close()
