@@ -200,6 +200,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await system.close()
         await state.close()
         await tasks.cancel_all()
+        app.state.systemd.close()
         logger.info("icoapi stopped")
 
 
