@@ -41,6 +41,7 @@ from icoapi.core.logging import setup_logging
 from icoapi.core.paths import AppPaths
 from icoapi.core.routes import documented_methods
 from icoapi.core.settings import Settings, SettingsError, env_file_used, load_settings
+from icoapi.core.systemd import SystemdAgent, SystemdNotifier, watchdog_interval
 from icoapi.core.tasks import TaskRegistry, run_blocking
 from icoapi.dataspace.config import DATASPACE
 from icoapi.dataspace.router import router as dataspace_router
@@ -53,6 +54,10 @@ from icoapi.logs.router import router as logs_router
 from icoapi.logs.service import LogService
 from icoapi.measurement.router import router as measurement_router
 from icoapi.measurement.service import MeasurementService
+from icoapi.metrics.http import RequestTiming, app_templates
+from icoapi.metrics.router import add_metrics_route
+from icoapi.metrics.service import Metrics
+from icoapi.metrics.sources import MetricSources
 from icoapi.sensors.router import router as sensors_router
 from icoapi.sensors.service import SensorCatalog
 from icoapi.state.router import router as state_router
@@ -167,6 +172,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         verdicts=verdicts,
     )
 
+    metrics: Metrics = app.state.metrics
+    metrics.http.templates.load()
+    metrics.attach(
+        MetricSources(system, measurement, state, dataspace, paths.measurements, settings)
+    )
+    systemd = SystemdAgent(
+        app.state.systemd,
+        lambda: activity(measurement, dataspace),
+        events,
+        watchdog_interval(),
+    )
+
     await dataspace.start()
     if not await system.open():
         logger.warning(
@@ -183,16 +200,33 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         shown,
         settings.VITE_API_PORT,
     )
+    systemd.start()
     try:
         yield
     finally:
         logger.info("Shutting down icoapi")
+        await systemd.stop()
+        metrics.detach()
         await measurement.shutdown()
         await dataspace.close()
         await system.close()
         await state.close()
         await tasks.cancel_all()
+        app.state.systemd.close()
         logger.info("icoapi stopped")
+
+
+def activity(measurement: MeasurementService, dataspace: DataspaceService) -> str:
+    """What the service does, in a few words (systemd's STATUS line)."""
+    status = measurement.status()
+    if status.running:
+        return f"measuring {status.name}"
+    if status.post_meta_pending is not None:
+        return f"waiting for post-measurement metadata of {status.name}"
+    uploading = dataspace.cloud_state().uploading
+    if uploading is not None:
+        return f"uploading {uploading.name}"
+    return "idle"
 
 
 async def _icoapi_error(request: Request, error: Exception) -> JSONResponse:
@@ -237,9 +271,13 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
     )
     app.state.settings = settings
     app.state.tokens = load_access_tokens(settings)
+    app.state.metrics = Metrics(lambda: app_templates(app))
+    app.state.systemd = SystemdNotifier.from_environment()
     for key, value in state.items():
         setattr(app.state, key, value)
     add_protection(app, settings, app.state.tokens)
+    # Outermost: the guard's refusals are timed too.
+    app.add_middleware(RequestTiming, metrics=app.state.metrics.http)
     app.add_exception_handler(IcoapiError, _icoapi_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -257,6 +295,7 @@ def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
         dataspace_router,
     ):
         app.include_router(router, prefix=prefix)
+    add_metrics_route(app)  # at the root, the Prometheus convention
     return app
 
 
@@ -298,7 +337,13 @@ class MeasurementFirstServer(uvicorn.Server):
         super().__init__(config)
         self.app = app
 
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # listening: systemd may start what depends on it
+            self.app.state.systemd.notify("READY=1")
+
     async def shutdown(self, sockets: Any = None) -> None:
+        self.app.state.systemd.stopping()
         measurement = getattr(self.app.state, "measurement", None)
         if measurement is not None:
             await measurement.shutdown()

@@ -147,11 +147,13 @@ class RequestGuard:
             if part.strip()
         ]
         path: str = scope["path"]
-        if path.startswith(f"{self.api_prefix}/") or path == self.api_prefix:
+        in_api = path.startswith(f"{self.api_prefix}/") or path == self.api_prefix
+        server_rule = None if in_api else self.rules.server_rule(method, path)
+        if in_api or server_rule is not None:
             identity = NO_ACCESS_CONTROL
             # Without tokens every request passes: no rule lookup on that path.
             needed = (
-                self.rules.required(method, path[len(self.api_prefix) :] or "/")
+                (server_rule or self.rules.required(method, path[len(self.api_prefix) :] or "/"))
                 if self.tokens.enabled
                 else Role.PUBLIC
             )

@@ -2,8 +2,9 @@
 
 Every HTTP route and WebSocket of the API has an entry in :data:`RULES`, keyed by
 method and path pattern (relative to the API prefix, ``{name}`` standing for one
-path segment). ``tests/access/test_rules.py`` walks the application's routes, so
-a new route without a rule fails the tests. A request that matches no rule (an
+path segment); routes outside the API (``/metrics``) are in :data:`SERVER_RULES`.
+``tests/access/test_rules.py`` walks the application's routes, so a new route
+without a rule fails the tests. A request that matches no rule (an
 unknown path) needs the operator role: access control fails closed.
 """
 
@@ -18,8 +19,9 @@ class Role(IntEnum):
     """Roles in increasing power: a role may do everything a lower one may."""
 
     PUBLIC = 0
-    VIEWER = 1
-    OPERATOR = 2
+    METRICS = 1  # Prometheus: /metrics only
+    VIEWER = 2
+    OPERATOR = 3
 
     @property
     def label(self) -> str:
@@ -29,7 +31,7 @@ class Role(IntEnum):
 # "WS" stands for a WebSocket handshake.
 WEBSOCKET = "WS"
 
-PUBLIC, VIEWER, OPERATOR = Role.PUBLIC, Role.VIEWER, Role.OPERATOR
+PUBLIC, METRICS, VIEWER, OPERATOR = Role.PUBLIC, Role.METRICS, Role.VIEWER, Role.OPERATOR
 
 RULES: dict[tuple[str, str], Role] = {
     # General
@@ -96,6 +98,12 @@ RULES: dict[tuple[str, str], Role] = {
     ("POST", "/cloud/queue/{job_id}/cancel"): OPERATOR,
 }
 
+# Routes at the server root, outside the API prefix (absolute paths). Paths not
+# named here or under the prefix (the documentation pages) need no token.
+SERVER_RULES: dict[tuple[str, str], Role] = {
+    ("GET", "/metrics"): METRICS,
+}
+
 
 class RuleBook:
     """Looks up the role a request needs, by method and path below the API prefix."""
@@ -119,3 +127,9 @@ class RuleBook:
     def required(self, method: str, path: str) -> Role:
         rule = self.rule(method, path)
         return OPERATOR if rule is None else rule
+
+    @staticmethod
+    def server_rule(method: str, path: str) -> Role | None:
+        """The role a route outside the API prefix needs, or ``None``."""
+        method = "GET" if method == "HEAD" else method
+        return SERVER_RULES.get((method, path.rstrip("/") or "/"))

@@ -34,7 +34,7 @@ from icoapi.access.rules import Role
 TOKEN_PREFIX = "icoapi_"
 # What a token made by new_token() looks like; the log redactor hides these.
 TOKEN_PATTERN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{16,}")
-GRANTABLE_ROLES = {"viewer": Role.VIEWER, "operator": Role.OPERATOR}
+GRANTABLE_ROLES = {"metrics": Role.METRICS, "viewer": Role.VIEWER, "operator": Role.OPERATOR}
 _HASH = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[\w.@-]{1,64}")
 

@@ -4,13 +4,15 @@ Publishing never awaits a client: a message is encoded once by the publisher and
 offered to every client's queue. A client whose queue is full misses messages
 (they are counted); a client that stays full for ``max_stalled`` consecutive
 offers is disconnected. So a slow or dead viewer never slows the publisher or
-the other clients."""
+the other clients. A :class:`ClientGroup` keeps the count of messages its
+clients lost over its life (``icoapi_stream_messages_dropped_total``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -22,11 +24,19 @@ _CLOSE = object()
 class WebSocketClient:
     """A connected socket with its outbound queue and writer task."""
 
-    def __init__(self, websocket: WebSocket, queue_size: int, max_stalled: int) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        queue_size: int,
+        max_stalled: int,
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
         self.websocket = websocket
         self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
         self.max_stalled = max_stalled
         self.dropped = 0
+        # Told of every message this client loses (only then: not per message sent).
+        self._on_drop = on_drop
         self._stalled = 0
         self.closed = asyncio.Event()
         self._writer = asyncio.create_task(self._write(), name="websocket-writer")
@@ -38,7 +48,7 @@ class WebSocketClient:
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
-            self.dropped += 1
+            self._count_drop()
             self._stalled += 1
             if self._stalled >= self.max_stalled:
                 logger.warning("Disconnecting a WebSocket client that stopped reading")
@@ -46,6 +56,11 @@ class WebSocketClient:
             return False
         self._stalled = 0
         return True
+
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop()
 
     async def _write(self) -> None:
         try:
@@ -77,6 +92,7 @@ class WebSocketClient:
             # oldest message rather than never being closed.
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
+                self._count_drop()
             self.queue.put_nowait(_CLOSE)
 
     def abort(self) -> None:
@@ -96,11 +112,16 @@ class ClientGroup:
         self.queue_size = queue_size
         self.max_stalled = max_stalled
         self.clients: set[WebSocketClient] = set()
+        # Messages lost by slow clients, the departed ones included.
+        self.dropped = 0
 
     def add(self, websocket: WebSocket) -> WebSocketClient:
-        client = WebSocketClient(websocket, self.queue_size, self.max_stalled)
+        client = WebSocketClient(websocket, self.queue_size, self.max_stalled, self._dropped_one)
         self.clients.add(client)
         return client
+
+    def _dropped_one(self) -> None:
+        self.dropped += 1
 
     def remove(self, client: WebSocketClient) -> None:
         self.clients.discard(client)

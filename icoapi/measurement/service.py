@@ -123,6 +123,9 @@ class MeasurementService:
         self._idle = asyncio.Event()
         self._idle.set()
         self.last_error: str | None = None
+        # Frames received and lost by finished runs over the service's life (metrics).
+        self.finished_frames = 0
+        self.finished_lost_frames = 0
 
     # -- queries ----------------------------------------------------------------------
 
@@ -133,6 +136,15 @@ class MeasurementService:
         if pending is None:
             return self._active.status
         return self._active.status.model_copy(update={"post_meta_pending": pending})
+
+    def frame_counts(self) -> tuple[int, int, float | None]:
+        """Frames received and lost over the service's life (the file writers'
+        counts, updated per batch) and the current run's loss ratio (None: none)."""
+        frames, lost = self.finished_frames, self.finished_lost_frames
+        if self._active is None:
+            return frames, lost, None
+        writer = self._active.run.writer
+        return frames + writer.frames, lost + writer.lost_frames, writer.dataloss
 
     def files_in_use(self) -> set[str]:
         active = self._active
@@ -331,6 +343,9 @@ class MeasurementService:
             # The lease ends here at the latest (the stream callback ends it earlier).
             with contextlib.suppress(Exception):
                 await active.stack.aclose()
+            # Counted as finished and no longer active in one step (no await).
+            self.finished_frames += run.writer.frames
+            self.finished_lost_frames += run.writer.lost_frames
             if self._active is active:
                 self._active = None
             self._idle.set()
