@@ -1,0 +1,91 @@
+"""When stream frames reach the host: Bluetooth bursts and the CAN bus's own pace.
+
+A sensor device samples evenly, but its frames travel in two hops. Bluetooth
+carries them in connection events, so they reach the STU in bursts (every
+:attr:`~icoapi.simulator.faults.Faults.burst_interval` seconds, give or take
+:attr:`~icoapi.simulator.faults.Faults.burst_jitter`). The STU then sends them on
+the CAN bus one after the other, each taking the bus for :func:`frame_bits` bit
+times at :attr:`~icoapi.simulator.faults.Faults.bus_bitrate`. What the bus cannot
+carry waits in the STU's transmit queue (:attr:`~icoapi.simulator.faults.Faults.stu_queue_frames`);
+a frame that finds it full is lost, and its counter is skipped, as on hardware.
+
+A frame's timestamp is the end of its transmission on the bus, the moment a
+CAN adapter stamps it: never earlier than the sample time (frames are late,
+never early), and a burst arrives as frames one bus frame time apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .faults import Faults
+
+STUFFED_OVERHEAD_BITS = 54
+"""Bits of an extended data frame that bit stuffing applies to, without data:
+start, identifier (11 + 18), SRR, IDE, RTR, two reserved bits, DLC and CRC."""
+UNSTUFFED_OVERHEAD_BITS = 13
+"""CRC delimiter, acknowledgement slot and delimiter, end of frame and the
+interframe space."""
+
+
+def frame_bits(dlc: int) -> int:
+    """Bit times an extended data frame with ``dlc`` bytes takes on the bus, with
+    the most stuff bits it can have (one after every four equal bits): 160 for
+    8 bytes, so a 1 Mbit/s bus carries at most 6250 such frames per second."""
+    stuffed = STUFFED_OVERHEAD_BITS + 8 * dlc
+    return stuffed + (stuffed - 1) // 4 + UNSTUFFED_OVERHEAD_BITS
+
+
+class Delivery:
+    """The timing of one stream's frames on their way to the host.
+
+    Args:
+        faults: Read for the burst, bus and queue settings at every batch.
+        dlc: Data length of the stream's frames.
+        rng: Random numbers for the burst jitter.
+    """
+
+    def __init__(self, faults: Faults, dlc: int, rng: np.random.Generator) -> None:
+        self._faults = faults
+        self._bits = frame_bits(dlc)
+        self._rng = rng
+        self._bus_free = 0.0
+        """Wall time at which the bus has sent the last frame handed to it."""
+        self.frames_overflowed = 0
+        """Frames lost because the STU's transmit queue was full."""
+
+    def next_burst(self) -> float | None:
+        """Seconds until the next Bluetooth connection event; ``None`` without bursts."""
+        interval = self._faults.burst_interval
+        if interval <= 0:
+            return None
+        jitter = self._faults.burst_jitter
+        if jitter <= 0:
+            return interval
+        return max(0.0, interval + float(self._rng.uniform(-jitter, jitter)))
+
+    def timestamps(
+        self, arrivals: list[float], keep: np.ndarray[tuple[int], np.dtype[np.bool_]]
+    ) -> list[float]:
+        """Timestamps of the frames that reach the host, given when each frame
+        reaches the STU (``arrivals``, wall time). Frames the STU's queue cannot
+        take are cleared in ``keep`` (frames already cleared stay lost)."""
+        bitrate = self._faults.bus_bitrate
+        frame_time = self._bits / bitrate if bitrate else 0.0
+        queue_limit = self._faults.stu_queue_frames * frame_time
+        bus_free = self._bus_free
+        stamps: list[float] = []
+        overflowed = 0
+        for index, arrival in enumerate(arrivals):
+            if not keep[index]:
+                continue
+            start = bus_free if bus_free > arrival else arrival
+            if frame_time and start - arrival > queue_limit:
+                keep[index] = False  # the transmit queue is full
+                overflowed += 1
+                continue
+            bus_free = start + frame_time
+            stamps.append(bus_free)
+        self._bus_free = bus_free
+        self.frames_overflowed += overflowed
+        return stamps
