@@ -65,6 +65,9 @@ class DeviceHost(Protocol):
     def bus_off(self) -> None:
         """The host's CAN adapter goes bus-off."""
 
+    def host_listening(self) -> bool:
+        """A host adapter takes frames."""
+
     def on_link_lost(self, device: SensorDevice) -> None:
         """The Bluetooth link to ``device`` dropped."""
 
@@ -122,7 +125,7 @@ class SensorDevice(NodeBase):
         self.host = host
         self.rssi = config.rssi
         self.distance: float | None = None
-        self.battery_drain = 0.0
+        self._battery_drain = 0.0
         self._battery_lock = threading.Lock()
         self._supply_voltage = config.supply_voltage
         self._voltage_read_at = time.monotonic()
@@ -190,20 +193,35 @@ class SensorDevice(NodeBase):
 
     # -- Radio and battery -------------------------------------------------------------
 
+    def _settle_battery(self) -> float:
+        """The voltage now, after draining since the last look (lock held)."""
+        now = time.monotonic()
+        elapsed, self._voltage_read_at = now - self._voltage_read_at, now
+        self._supply_voltage = max(0.0, self._supply_voltage - self._battery_drain * elapsed)
+        return self._supply_voltage
+
     @property
     def supply_voltage(self) -> float:
         """Battery voltage in V now (lower by ``battery_drain`` every second)."""
-        now = time.monotonic()
         with self._battery_lock:
-            elapsed, self._voltage_read_at = now - self._voltage_read_at, now
-            self._supply_voltage = max(0.0, self._supply_voltage - self.battery_drain * elapsed)
-            return self._supply_voltage
+            return self._settle_battery()
 
     @supply_voltage.setter
     def supply_voltage(self, value: float) -> None:
         with self._battery_lock:
             self._supply_voltage = value
             self._voltage_read_at = time.monotonic()
+
+    @property
+    def battery_drain(self) -> float:
+        """Volts the battery loses per second."""
+        return self._battery_drain
+
+    @battery_drain.setter
+    def battery_drain(self, value: float) -> None:
+        with self._battery_lock:
+            self._settle_battery()  # the old rate applies up to now
+            self._battery_drain = value
 
     def mean_rssi(self) -> float:
         """RSSI in dBm without noise, at the current distance."""

@@ -19,8 +19,10 @@ BURST_JITTER = 0.0
 """Default jitter of the burst interval."""
 BUS_BITRATE = 1_000_000
 """Default CAN bit rate (ICOtronic systems run at 1 Mbit/s)."""
-STU_QUEUE_FRAMES = 64
-"""Default size of the STU's transmit queue in frames."""
+STU_QUEUE_FRAMES = 256
+"""Default size of the STU's transmit queue in frames: more than a 30 ms Bluetooth
+connection event brings at the highest default frame rate (143 frames at 4762
+frames/s), which hardware must hold since it streams at that rate with little loss."""
 RSSI_NOISE = 0.0
 """Default RSSI noise in dB."""
 

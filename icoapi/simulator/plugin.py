@@ -99,6 +99,9 @@ class SimulatorBus(VirtualBus):
             if entry is None:
                 simulator = Simulator(config, interface="virtual", channel=f"{INTERFACE}:{name}")
                 simulator.bus_off_hook = lambda recover_after: _bus_off(name, recover_after)
+                simulator.listening_hook = lambda: any(
+                    not adapter.bus_off for adapter in adapters_on(name)
+                )
                 simulator.start()
                 entry = _channels[name] = _Channel(simulator)
             super().__init__(channel=entry.simulator.channel, **kwargs)

@@ -131,6 +131,8 @@ class Simulator:
         self.bus_off_hook: Callable[[float | None], None] | None = None
         """Sets the host's CAN adapters bus-off (given their restart delay);
         installed by the ``icosim`` interface, whose adapters have a controller."""
+        self.listening_hook: Callable[[], bool] | None = None
+        """Whether a host adapter takes frames (installed by ``icosim``)."""
 
     # -- Life cycle ------------------------------------------------------------------
 
@@ -252,6 +254,11 @@ class Simulator:
             log.warning("Bus-off needs the icosim interface; %s has no controller", self.interface)
             return
         hook(self.faults.bus_off_recovery)
+
+    def host_listening(self) -> bool:
+        """A host adapter takes frames (not all of them are bus-off)."""
+        hook = self.listening_hook
+        return True if hook is None else hook()
 
     def on_link_lost(self, device: SensorDevice) -> None:
         """Drop the Bluetooth link to ``device`` (fault or device reset)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -32,6 +33,8 @@ MAX_BATCH = 256
 """Most frames sent while holding the send lock (keeps answer latency low)."""
 TICK = 0.004
 """Pacing period in seconds without Bluetooth bursts."""
+MAX_GAPS = 100_000
+"""Gaps a stream remembers for :meth:`Streamer.lost_between` (oldest forgotten)."""
 
 
 class StreamHost(Protocol):
@@ -47,6 +50,10 @@ class StreamHost(Protocol):
 
     def bus_off(self) -> None:
         """The host's CAN adapter goes bus-off."""
+
+    def host_listening(self) -> bool:
+        """A host adapter takes frames (none is while bus-off: the STU's frames
+        go unacknowledged and are lost)."""
 
 
 class StreamSource(Protocol):
@@ -123,6 +130,9 @@ class Streamer:
         self.frames_dropped = 0
         """Frames lost by the ``drop_rate``/``drop_next``/``stall`` faults or a full
         STU queue (``delivery.frames_overflowed`` of them)."""
+        self._last_sent = -1
+        self._gaps: deque[tuple[int, int]] = deque(maxlen=MAX_GAPS)
+        """(sent frames before the gap, frames lost in it), oldest first."""
         self.cpu_time = 0.0
         """CPU seconds the streaming thread used (valid after it ended)."""
 
@@ -139,6 +149,13 @@ class Streamer:
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+    def lost_between(self, first: int, last: int) -> int:
+        """Frames lost between the sent frames number ``first`` and ``last``
+        (counted from 0 in sending order): the loss a receiver of exactly those
+        frames must report. Exact while the stream had at most
+        :data:`MAX_GAPS` gaps since frame ``first``."""
+        return sum(lost for before, lost in list(self._gaps) if first < before <= last)
 
     @property
     def running(self) -> bool:
@@ -160,6 +177,7 @@ class Streamer:
         start = self.started_monotonic
         faults = self._faults
         next_frame = 0
+        next_event: float | None = None  # of the Bluetooth bursts, in stream seconds
         next_error = self._next_error(0.0)
         bus_off_sent = False
         while not self._stop.is_set():
@@ -176,21 +194,42 @@ class Streamer:
             if next_error is not None and elapsed >= next_error:
                 self.host.send_error_frame()
                 next_error = self._next_error(elapsed)
-            due = int(elapsed * rate) + 1  # frames 0..due-1 are due by now
-            # Without bursts a frame reaches the STU at its sample time; with
-            # them, all frames sampled by now arrive at this connection event.
-            burst = faults.burst_interval > 0
-            arrival = self.started_wall + elapsed if burst else None
-            while next_frame < due and not self._stop.is_set():
-                count = min(due - next_frame, MAX_BATCH)
-                self._emit(next_frame, count, arrival)
-                next_frame += count
-            # Sleep until the next connection event, or one tick, or until the
-            # next frame is due at low rates; the stop event wakes us at once.
-            interval = self.delivery.next_burst()
-            if interval is None:
-                interval = max(TICK, next_frame / rate - (time.monotonic() - start))
-            self._stop.wait(min(interval, 0.05))
+            if faults.burst_interval > 0:
+                next_frame, next_event = self._send_bursts(next_frame, next_event, elapsed)
+                wait = next_event - (time.monotonic() - start)
+            else:
+                next_event = None
+                due = int(elapsed * rate) + 1  # frames 0..due-1 are due by now
+                self._send(next_frame, due, None)
+                next_frame = max(next_frame, due)
+                # One tick, or until the next frame is due at low rates.
+                wait = max(TICK, next_frame / rate - (time.monotonic() - start))
+            # The stop event wakes us at once.
+            self._stop.wait(min(max(wait, 0.0), 0.05))
+
+    def _send(self, first: int, end: int, arrival: float | None) -> None:
+        """Send frames ``first..end-1`` in batches (``arrival``: see :meth:`_emit`)."""
+        while first < end and not self._stop.is_set():
+            count = min(end - first, MAX_BATCH)
+            self._emit(first, count, arrival)
+            first += count
+
+    def _send_bursts(
+        self, next_frame: int, next_event: float | None, elapsed: float
+    ) -> tuple[int, float]:
+        """Send the frames of every Bluetooth connection event up to ``elapsed``
+        (stream seconds): each event carries the frames sampled since the one
+        before. The events follow their own schedule, so a late wake-up of this
+        thread sends several events' frames, each with its own arrival time.
+        Returns the next frame and the time of the next event."""
+        if next_event is None:  # bursts just switched on
+            next_event = elapsed + (self.delivery.next_burst() or 0.0)
+        while next_event <= elapsed and not self._stop.is_set():
+            due = int(next_event * self.frame_rate) + 1  # sampled by this event
+            self._send(next_frame, due, self.started_wall + next_event)
+            next_frame = max(next_frame, due)
+            next_event += self.delivery.next_burst() or TICK
+        return next_frame, next_event
 
     def _next_error(self, elapsed: float) -> float | None:
         """Stream time of the next error frame (exponentially distributed gaps)."""
@@ -229,7 +268,7 @@ class Streamer:
         drop_rate = faults.drop_rate
         if drop_rate > 0.0:
             keep &= self._drop_rng.random(count) >= drop_rate
-        if faults.stall or faults.stu_silent:
+        if faults.stall or faults.stu_silent or not self.host.host_listening():
             keep[:] = False
         self.frames_generated += count
         sampled = (self.started_wall + np.arange(first, first + count) / self.frame_rate).tolist()
@@ -247,7 +286,13 @@ class Streamer:
         frames[:, 2:] = self._values(first, count).astype("<u2").view(np.uint8)
         blob = frames.tobytes()
         dlc = self.dlc
-        indices = np.flatnonzero(keep).tolist()
+        kept_indices = np.flatnonzero(keep)
+        absolute = kept_indices + first
+        steps = np.diff(absolute, prepend=self._last_sent) - 1
+        for position in np.flatnonzero(steps).tolist():
+            self._gaps.append((self.frames_sent + position, int(steps[position])))
+        self._last_sent = int(absolute[-1])
+        indices = kept_indices.tolist()
         messages = [
             Message(
                 timestamp=timestamp,

@@ -102,6 +102,11 @@ class LinkOwner:
         reported = health is not None and health.reported_bus_off
         return reported or controller_in_error(self._bus)
 
+    @property
+    def bus_errors(self) -> int:
+        """Error frames (other than bus-off) the controller reported on this link."""
+        return self._health.bus_errors if self._health is not None else 0
+
     def _bus_health_changed(self) -> None:
         self.events.publish(SystemChanged())
 
