@@ -89,11 +89,12 @@ class DeviceOperations(LinkOwner):
         """Whether the STU is connected to a sensor device.
 
         A status read never waits for the hardware: while another operation
-        holds the bus (a connect searching for an absent device, a scan), the
-        answer comes from the known state instead of from the STU."""
+        holds the bus (a connect searching for an absent device, a scan) or the
+        controller is bus-off, the answer comes from the known state instead of
+        from the STU."""
         if self.state is LinkState.DISCONNECTED:
             return False
-        if self.measuring or self._lock.locked():
+        if self.measuring or self._lock.locked() or self.bus_off:
             return self.state is LinkState.SENSOR_CONNECTED
         # No await between the check above and taking the free lock below.
         async with self._exclusive(LinkState.STU_CONNECTED, LinkState.SENSOR_CONNECTED) as stu:
