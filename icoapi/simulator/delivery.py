@@ -17,6 +17,7 @@ never early), and a burst arrives as frames one bus frame time apart.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from .faults import Faults
 
@@ -65,7 +66,7 @@ class Delivery:
         return max(0.0, interval + float(self._rng.uniform(-jitter, jitter)))
 
     def timestamps(
-        self, arrivals: list[float], keep: np.ndarray[tuple[int], np.dtype[np.bool_]]
+        self, arrivals: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]
     ) -> list[float]:
         """Timestamps of the frames that reach the host, given when each frame
         reaches the STU (``arrivals``, wall time). Frames the STU's queue cannot
@@ -73,14 +74,37 @@ class Delivery:
         bitrate = self._faults.bus_bitrate
         frame_time = self._bits / bitrate if bitrate else 0.0
         queue_limit = self._faults.stu_queue_frames * frame_time
+        kept = arrivals[keep]
+        if not len(kept):
+            return []
+        # Each frame starts when it arrives or when the bus is free, whichever
+        # is later: d[i] = max(a[i], d[i-1]) + c. With e[i] = d[i] - c (i+1)
+        # that is a running maximum, e[i] = max(a[i] - c i, e[i-1]).
+        steps = frame_time * np.arange(len(kept))
+        ends = np.maximum.accumulate(np.concatenate(([self._bus_free], kept - steps)))[1:]
+        ends += steps + frame_time
+        if not frame_time or float(np.max(ends - frame_time - kept)) <= queue_limit:
+            self._bus_free = float(ends[-1])
+            stamps: list[float] = ends.tolist()
+            return stamps
+        return self._queued(arrivals, keep, frame_time, queue_limit)
+
+    def _queued(
+        self,
+        arrivals: npt.NDArray[np.float64],
+        keep: npt.NDArray[np.bool_],
+        frame_time: float,
+        queue_limit: float,
+    ) -> list[float]:
+        """:meth:`timestamps` while the STU's queue overflows, frame by frame."""
         bus_free = self._bus_free
         stamps: list[float] = []
         overflowed = 0
-        for index, arrival in enumerate(arrivals):
+        for index, arrival in enumerate(arrivals.tolist()):
             if not keep[index]:
                 continue
             start = bus_free if bus_free > arrival else arrival
-            if frame_time and start - arrival > queue_limit:
+            if start - arrival > queue_limit:
                 keep[index] = False  # the transmit queue is full
                 overflowed += 1
                 continue

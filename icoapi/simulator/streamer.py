@@ -271,10 +271,12 @@ class Streamer:
         if faults.stall or faults.stu_silent or not self.host.host_listening():
             keep[:] = False
         self.frames_generated += count
-        sampled = (self.started_wall + np.arange(first, first + count) / self.frame_rate).tolist()
-        timestamps = self.delivery.timestamps(
-            sampled if arrival is None else [arrival] * count, keep
+        arrivals = (
+            self.started_wall + np.arange(first, first + count) / self.frame_rate
+            if arrival is None
+            else np.full(count, arrival)
         )
+        timestamps = self.delivery.timestamps(arrivals, keep)
         kept = len(timestamps)
         self.frames_dropped += count - kept
         if kept == 0:

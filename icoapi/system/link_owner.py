@@ -83,6 +83,7 @@ class LinkOwner:
         self._bus: can.BusABC | None = None
         self._notifier: can.Notifier | None = None
         self._health: BusHealth | None = None
+        self._recovery: asyncio.Task[None] | None = None
         self._stu: STU | None = None
         self._sensor: SensorNode | None = None
         self._sensor_manager: AsyncSensorNodeManager | None = None
@@ -109,6 +110,29 @@ class LinkOwner:
 
     def _bus_health_changed(self) -> None:
         self.events.publish(SystemChanged())
+        running = self._recovery is not None and not self._recovery.done()
+        if self.bus_off and self.timeouts.bus_off_reset > 0 and not running:
+            self._recovery = asyncio.get_running_loop().create_task(
+                self._recover_from_bus_off(), name="can-bus-off-recovery"
+            )
+
+    async def _recover_from_bus_off(self) -> None:
+        """Reopen the link when the controller stays bus-off (a controller that
+        restarts by itself, e.g. with socketcan's restart-ms, is left alone). A
+        running measurement is left to end by itself first (its stream is silent)."""
+        delay = self.timeouts.bus_off_reset
+        while True:
+            await asyncio.sleep(delay)
+            if self._bus is None or not self.bus_off:
+                return
+            if self.measuring:
+                continue
+            logger.warning("The CAN controller stayed bus-off for %g s: reopening the link", delay)
+            try:
+                await self.reset_can()
+            except (CanLinkUnavailableError, MeasurementRunningError) as error:
+                logger.error("Reopening the CAN link after bus-off failed: %s", error.detail)
+            return
 
     @property
     def measuring(self) -> bool:
@@ -186,6 +210,9 @@ class LinkOwner:
             await self._close()
 
     async def _close(self) -> None:
+        recovery, self._recovery = self._recovery, None
+        if recovery is not None and recovery is not asyncio.current_task():
+            recovery.cancel()
         if self._sensor_manager is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):

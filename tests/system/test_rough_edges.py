@@ -163,7 +163,8 @@ def test_bus_off_during_a_measurement_recovers_by_itself(
     assert "CAN controller restarted after bus-off" in log
 
 
-@pytest.mark.settings(CAN_STREAM_TIMEOUT=1.0)
+# The service does not reopen the link itself here (CAN_BUS_OFF_RESET=0).
+@pytest.mark.settings(CAN_STREAM_TIMEOUT=1.0, CAN_BUS_OFF_RESET=0)
 def test_lasting_bus_off_ends_the_measurement_and_reset_can_recovers(
     sim_server: LiveServer, client: httpx.Client, simulator: Simulator
 ) -> None:
@@ -186,6 +187,20 @@ def test_lasting_bus_off_ends_the_measurement_and_reset_can_recovers(
     # The reopened link works (a fresh simulator: the old one stopped with it).
     assert client.get("/stu").status_code == 200
     connect_device(client, mac)
+
+
+@pytest.mark.settings(CAN_BUS_OFF_RESET=0.5)
+def test_service_reopens_a_link_that_stays_bus_off(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    simulator.faults.bus_off_recovery = None  # the controller does not restart itself
+    simulator.bus_off()
+    assert wait_for_state(client, ready=False)["link_error"] == BUS_OFF_DETAIL
+    wait_for_state(client, ready=True)
+    assert state(client)["link_error"] is None
+    assert client.get("/stu").status_code == 200
+    log = sim_server.app.state.paths.log_file.read_text()
+    assert "The CAN controller stayed bus-off for 0.5 s: reopening the link" in log
 
 
 @pytest.mark.settings(CAN_STREAM_TIMEOUT=1.0, CAN_REQUEST_ATTEMPTS=2)
