@@ -31,10 +31,13 @@ class BusHealth(can.Listener):
 
     Args:
         changed: Called when bus-off begins or ends.
+        failed: Called when receiving failed for good (the notifier's reader
+            thread ends, as python-can's does): nothing more will arrive.
     """
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[], None], failed: Callable[[Exception], None]) -> None:
         self._changed = changed
+        self._failed = failed
         self.reported_bus_off = False
         """The last controller report was bus-off (no restart since)."""
         self.bus_errors = 0
@@ -58,6 +61,10 @@ class BusHealth(can.Listener):
         else:
             self.bus_errors += 1
             logger.debug("CAN error frame 0x%03X (%d so far)", classes, self.bus_errors)
+
+    def on_error(self, exc: Exception) -> None:
+        logger.error("Receiving from the CAN bus failed: %s", exc)
+        self._failed(exc)
 
 
 def controller_in_error(bus: can.BusABC | None) -> bool:

@@ -110,6 +110,18 @@ class LinkOwner:
 
     def _bus_health_changed(self) -> None:
         self.events.publish(SystemChanged())
+        self._watch_bus_off()
+
+    def _receiving_failed(self, health: BusHealth, error: Exception) -> None:
+        """The bus cannot receive any more: the link is down until PUT /reset-can
+        (unless this is the report of a link closed meanwhile)."""
+        if health is self._health:
+            self._link_failed(error)
+
+    def _watch_bus_off(self) -> None:
+        """While bus-off, make sure the link gets reopened if it stays so (drivers
+        that report bus-off only as ``bus.state`` are noticed on their first
+        refused request)."""
         running = self._recovery is not None and not self._recovery.done()
         if self.bus_off and self.timeouts.bus_off_reset > 0 and not running:
             self._recovery = asyncio.get_running_loop().create_task(
@@ -157,6 +169,7 @@ class LinkOwner:
         if self.state is LinkState.DISCONNECTED and LinkState.DISCONNECTED not in allowed:
             raise CanLinkUnavailableError(self._unavailable_detail())
         if self.bus_off and self.state is not LinkState.DISCONNECTED:
+            self._watch_bus_off()
             raise CanLinkUnavailableError(self._unavailable_detail())
         if self.measuring:
             if during is DuringMeasurement.REFUSED:
@@ -191,7 +204,10 @@ class LinkOwner:
             logger.error("Could not open the CAN link (%s): %s", self.link.describe(), error)
             self._set_state(LinkState.DISCONNECTED)
             return False
-        self._health = BusHealth(self._bus_health_changed)
+        health = BusHealth(
+            self._bus_health_changed, lambda error: self._receiving_failed(health, error)
+        )
+        self._health = health
         # A short receive timeout lets close() stop the reader thread quickly.
         self._notifier = BatchingNotifier(
             self._bus, [self._health], timeout=0.1, loop=asyncio.get_running_loop()
@@ -294,17 +310,23 @@ class LinkOwner:
                 # The controller is bus-off: the link stays open and is usable
                 # again when the controller restarts.
                 logger.warning("CAN request failed while bus-off: %s", error)
+                self._watch_bus_off()
                 raise CanLinkUnavailableError(BUS_OFF_DETAIL) from error
-            # The bus itself failed (adapter unplugged, socket closed): the link
-            # is down until PUT /reset-can reopens it.
-            self.link_error = f"{type(error).__name__}: {error}"
-            logger.error("CAN link failed: %s", error)
-            self._sensor = None
-            self._sensor_manager = None
-            self.device = None
-            self._set_lease(None)
-            self._set_state(LinkState.DISCONNECTED)
+            # The bus itself failed (adapter unplugged, socket closed).
+            self._link_failed(error)
             raise CanLinkUnavailableError(self._unavailable_detail()) from error
+
+    def _link_failed(self, error: BaseException) -> None:
+        """The bus itself failed: the link is down until PUT /reset-can reopens it."""
+        self.link_error = f"{type(error).__name__}: {error}"
+        logger.error("CAN link failed: %s", error)
+        self._sensor = None
+        self._sensor_manager = None
+        if self.device is not None:
+            self.device = None
+            self.events.publish(SystemChanged())
+        self._set_lease(None)
+        self._set_state(LinkState.DISCONNECTED)
 
     def snapshot(self) -> SystemSnapshot:
         """Link and device state for the state endpoint (never waits for the bus)."""

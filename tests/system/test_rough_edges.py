@@ -289,3 +289,23 @@ def test_battery_drains_until_the_device_switches_off(
     assert state(client)["link_state"] == "stu_connected"
     response = client.put("/sth/connect", json={"mac_address": mac})
     assert response.status_code == 404
+
+
+def test_an_adapter_that_stops_receiving_is_reported(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect_device(client, mac)
+    # The adapter goes away behind the service's back (unplugged): the reader
+    # thread fails, the link is reported down, and PUT /reset-can reopens it.
+    sim_server.app.state.system._bus.shutdown()
+    deadline = time.monotonic() + 10
+    while (current := state(client))["link_state"] != "disconnected":
+        assert time.monotonic() < deadline, current
+        time.sleep(0.02)
+    assert "CanOperationError" in current["link_error"]
+    assert current["device"] is None
+    assert client.get("/stu").status_code == 503
+    assert client.put("/reset-can").status_code == 200
+    assert state(client)["link_state"] == "stu_connected"
+    connect_device(client, mac)
