@@ -187,4 +187,6 @@ class SimulatorBus(VirtualBus):
                     del _channels[self.simulated_channel]
                     last = entry.simulator
         if last is not None:
+            # Outside the lock: its streaming threads ask for the adapters while
+            # they end. Open the channel again only after this returns.
             last.stop()
