@@ -65,6 +65,27 @@ class Delivery:
             return interval
         return max(0.0, interval + float(self._rng.uniform(-jitter, jitter)))
 
+    def paced(
+        self, first_arrival: float, spacing: float, keep: npt.NDArray[np.bool_]
+    ) -> list[float]:
+        """:meth:`timestamps` for frames arriving ``spacing`` seconds apart from
+        ``first_arrival`` on (no bursts): the usual case, kept cheap."""
+        bitrate = self._faults.bus_bitrate
+        frame_time = self._bits / bitrate if bitrate else 0.0
+        count = len(keep)
+        offsets = np.arange(count, dtype=np.float64)
+        offsets *= spacing
+        offsets += first_arrival
+        if spacing < frame_time or first_arrival < self._bus_free:
+            return self.timestamps(offsets, keep)  # the bus is the bottleneck
+        # Every frame finds the bus free: it ends one frame time after arriving.
+        offsets += frame_time
+        ends = offsets if keep.all() else offsets[keep]
+        if len(ends):
+            self._bus_free = float(ends[-1])
+        stamps: list[float] = ends.tolist()
+        return stamps
+
     def timestamps(
         self, arrivals: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_]
     ) -> list[float]:

@@ -271,12 +271,11 @@ class Streamer:
         if faults.stall or faults.stu_silent or not self.host.host_listening():
             keep[:] = False
         self.frames_generated += count
-        arrivals = (
-            self.started_wall + np.arange(first, first + count) / self.frame_rate
-            if arrival is None
-            else np.full(count, arrival)
-        )
-        timestamps = self.delivery.timestamps(arrivals, keep)
+        if arrival is None:  # each frame reaches the STU at its sample time
+            spacing = 1 / self.frame_rate
+            timestamps = self.delivery.paced(self.started_wall + first * spacing, spacing, keep)
+        else:
+            timestamps = self.delivery.timestamps(np.full(count, arrival), keep)
         kept = len(timestamps)
         self.frames_dropped += count - kept
         if kept == 0:
@@ -288,13 +287,15 @@ class Streamer:
         frames[:, 2:] = self._values(first, count).astype("<u2").view(np.uint8)
         blob = frames.tobytes()
         dlc = self.dlc
-        kept_indices = np.flatnonzero(keep)
-        absolute = kept_indices + first
-        steps = np.diff(absolute, prepend=self._last_sent) - 1
-        for position in np.flatnonzero(steps).tolist():
-            self._gaps.append((self.frames_sent + position, int(steps[position])))
-        self._last_sent = int(absolute[-1])
-        indices = kept_indices.tolist()
+        if kept == count and first == self._last_sent + 1:  # no gap: the usual case
+            indices: list[int] = list(range(count))
+        else:
+            kept_indices = np.flatnonzero(keep)
+            steps = np.diff(kept_indices + first, prepend=self._last_sent) - 1
+            for position in np.flatnonzero(steps).tolist():
+                self._gaps.append((self.frames_sent + position, int(steps[position])))
+            indices = kept_indices.tolist()
+        self._last_sent = first + indices[-1]
         messages = [
             Message(
                 timestamp=timestamp,
