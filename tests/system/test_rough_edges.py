@@ -5,12 +5,14 @@ readable files, exact loss, nothing hung)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from websockets.sync.client import connect as connect_ws
 
 from icoapi.simulator import SensorDevice, Simulator
 from icoapi.simulator.streamer import Streamer
@@ -187,6 +189,19 @@ def test_lasting_bus_off_ends_the_measurement_and_reset_can_recovers(
     # The reopened link works (a fresh simulator: the old one stopped with it).
     assert client.get("/stu").status_code == 200
     connect_device(client, mac)
+
+
+@pytest.mark.settings(CAN_BUS_OFF_RESET=0)
+def test_bus_off_is_pushed_to_state_clients(sim_server: LiveServer, simulator: Simulator) -> None:
+    simulator.faults.bus_off_recovery = 0.5
+    with connect_ws(f"{sim_server.ws_url}/api/v1/state") as socket:
+        first = json.loads(socket.recv(timeout=10))
+        assert first["data"]["can_ready"] is True
+        simulator.bus_off()
+        off = json.loads(socket.recv(timeout=10))["data"]
+        assert (off["can_ready"], off["link_error"]) == (False, BUS_OFF_DETAIL)
+        on = json.loads(socket.recv(timeout=10))["data"]
+        assert (on["can_ready"], on["link_error"]) == (True, None)
 
 
 @pytest.mark.settings(CAN_BUS_OFF_RESET=0.5)
