@@ -123,10 +123,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     events = EventBus()
     tasks = TaskRegistry()
     system = ICOSystem(
-        CanLinkConfig.from_settings(settings),
+        CanLinkConfig.from_settings(settings, getattr(app.state, "can_bus_options", None)),
         events,
         HardwareTimeouts.from_settings(settings),
-        simulator_config=getattr(app.state, "simulator_config", None),
     )
     sensors = SensorCatalog(paths.config / "sensors.yaml")
     events.subscribe(sensors.on_config_changed)
@@ -254,7 +253,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None, **state: Any) -> FastAPI:
     """Build the application. Extra keyword arguments are put on ``app.state``
-    before startup (tests pass e.g. ``simulator_config``)."""
+    before startup (tests pass e.g. ``can_bus_options``, further ``can.Bus`` arguments)."""
     settings = settings or load_settings()
     app = FastAPI(
         title="ICOapi",

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from icoapi.access.tokens import add_token
 from icoapi.api import create_app
-from tests.support import LiveServer, fast_simulator_config, simulator_settings
+from tests.support import LiveServer, simulator_options, simulator_settings
 
 CHECKS = "not_a_server_error,response_schema_conformance"
 
@@ -59,7 +59,7 @@ def main() -> int:
         settings = simulator_settings(
             Path(folder) / "data", LOG_LEVEL="WARNING", LOG_LEVEL_UVICORN="WARNING", **access
         )
-        server = LiveServer(create_app(settings, simulator_config=fast_simulator_config()))
+        server = LiveServer(create_app(settings, can_bus_options=simulator_options()))
         server.start()
         try:
             command = schemathesis_command(

@@ -15,8 +15,9 @@ from icoapi.core.settings import Settings
 from icoapi.simulator import Simulator
 from tests.support import (
     LiveServer,
-    fast_simulator_config,
     make_settings,
+    simulator_of,
+    simulator_options,
     simulator_settings,
 )
 
@@ -71,7 +72,7 @@ def sim_server_factory(
         data_dir = tmp_path / f"data{started or ''}"
         started += 1
         app = create_app(
-            simulator_settings(data_dir, **overrides), simulator_config=fast_simulator_config()
+            simulator_settings(data_dir, **overrides), can_bus_options=simulator_options()
         )
         return live_app_factory(app)
 
@@ -95,6 +96,6 @@ def client(sim_server: LiveServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def simulator(sim_server: LiveServer) -> Simulator:
-    simulator = sim_server.app.state.system.simulator
+    simulator = simulator_of(sim_server.app)
     assert simulator is not None
     return simulator

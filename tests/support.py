@@ -104,6 +104,19 @@ def fast_simulator_config(**overrides: Any) -> Any:
     return SimulatorConfig.default(**values)
 
 
+def simulator_options(**overrides: Any) -> dict[str, Any]:
+    """``can_bus_options`` of ``create_app`` for the simulator: its configuration
+    (:func:`fast_simulator_config` with ``overrides``)."""
+    return {"config": fast_simulator_config(**overrides)}
+
+
+def simulator_of(app: FastAPI) -> Any:
+    """The simulator behind an app's CAN link (while the link is open)."""
+    from icoapi.simulator.plugin import simulator_on
+
+    return simulator_on(app.state.system.link.channel)
+
+
 def simulator_settings(data_dir: Path, **overrides: Any) -> Settings:
     return make_settings(data_dir, CAN_INTERFACE="simulator", **overrides)
 

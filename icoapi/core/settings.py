@@ -185,6 +185,16 @@ class Settings(BaseSettings):
         "broken (device out of range or switched off); the file keeps everything received.",
     )
 
+    # --- CAN bus-off recovery (simulator and hardware-control area) -----------------
+    CAN_BUS_OFF_RESET: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="Seconds a bus-off CAN controller may stay so before the service "
+        "reopens the link itself (as PUT /reset-can does; not during a measurement); "
+        "0: only PUT /reset-can or the controller's own restart.",
+    )
+
     # --- Measurement ----------------------------------------------------------------
     POST_META_TIMEOUT: float = Field(
         600.0, gt=0, description="Seconds to wait for post-measurement metadata."

@@ -1,8 +1,10 @@
 """ICOtronic device simulator: an emulated STU with sensor devices on a CAN bus.
 
 The unmodified icotronic library (and everything built on it) drives the
-simulator exactly like hardware, over python-can's ``virtual`` interface
-in-process or over TCP with python-can's ``socketcand`` interface
+simulator exactly like hardware: in-process as the python-can interface
+``icosim`` (``can.Bus(interface="icosim", channel=...)``, see
+:mod:`~icoapi.simulator.plugin`) or on python-can's ``virtual`` interface, or
+over TCP with python-can's ``socketcand`` interface
 (``python -m icoapi.simulator --port 29536``).  See ``docs/simulator.md``.
 
 Public API::

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 
 from .config import SimulatorConfig
+from .faults import BURST_INTERVAL, BURST_JITTER, BUS_BITRATE
 from .protocol import visible_text
 from .server import Simulator
 from .socketcand import SocketcandServerBus
@@ -37,6 +38,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--connect-delay", type=float, default=0.3, help="seconds to connect")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument(
+        "--bus-bitrate",
+        type=int,
+        default=BUS_BITRATE,
+        help="CAN bit rate that limits the stream (0: no limit)",
+    )
+    parser.add_argument(
+        "--burst-interval",
+        type=float,
+        default=BURST_INTERVAL,
+        help="seconds between Bluetooth bursts (0: every frame at its sample time)",
+    )
+    parser.add_argument(
+        "--burst-jitter", type=float, default=BURST_JITTER, help="jitter of the burst interval"
+    )
     parser.add_argument(
         "--interface",
         default=None,
@@ -67,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         simulator = Simulator(config, interface=args.interface, channel=args.channel)
         where = f"{args.interface} channel {simulator.channel}"
+
+    simulator.faults.bus_bitrate = args.bus_bitrate or None
+    simulator.faults.burst_interval = args.burst_interval
+    simulator.faults.burst_jitter = args.burst_jitter
 
     done = threading.Event()
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from math import log2
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
+from can import Message
 
 from .config import DeviceConfig
+from .faults import Faults
 from .node import NodeBase, ProductInfo, Reply, error_reply
 from .protocol import (
     ADC_MAX,
@@ -23,7 +27,7 @@ from .protocol import (
     sample_rate,
 )
 from .signals import Signal, default_signals, volts_to_raw
-from .streamer import Streamer, StreamHost
+from .streamer import Streamer
 
 REFERENCE_VOLTAGES = (1.25, 1.65, 1.8, 2.1, 2.2, 2.5, 2.7, 3.3, 5.0, 6.6)
 # The library encodes Vref as int(V * 20); accept exactly the bytes it sends.
@@ -35,6 +39,37 @@ DEFAULT_ADC = bytes([0x00, 2, 4, 6, 66])
 # Energy mode times on EEPROM page 0 (sleep ms u32, advertisement u16 in 0.625 ms)
 _REDUCED_OFFSET = 9
 _LOWEST_OFFSET = 15
+
+
+PATH_LOSS_EXPONENT = 2.5
+"""How fast the signal fades with distance: RSSI falls by 10·n·log10(d) dB
+(n = 2 in free space, more indoors)."""
+RSSI_SENSITIVITY = -95
+"""Weakest mean RSSI in dBm at which the STU still hears a device."""
+BATTERY_CUTOFF = 3.0
+"""Supply voltage in V below which a device switches itself off."""
+
+
+class DeviceHost(Protocol):
+    """What a device needs from the simulator that owns the bus."""
+
+    faults: Faults
+    rate_multiplier: float
+
+    def send_batch(self, messages: Sequence[Message]) -> None:
+        """Send frames in order."""
+
+    def send_error_frame(self) -> None:
+        """Report a CAN bus error to the host."""
+
+    def bus_off(self) -> None:
+        """The host's CAN adapter goes bus-off."""
+
+    def host_listening(self) -> bool:
+        """A host adapter takes frames."""
+
+    def on_link_lost(self, device: SensorDevice) -> None:
+        """The Bluetooth link to ``device`` dropped."""
 
 
 def _acquisition_time(byte: int) -> int:
@@ -51,8 +86,16 @@ class SensorDevice(NodeBase):
 
     Attributes:
         config: The configuration the device was built from.
-        rssi: Signal strength in dBm.
-        supply_voltage: Battery voltage in V (see also ``Faults.low_battery``).
+        rssi: Mean signal strength in dBm at 1 m (or wherever the device is
+            while ``distance`` is ``None``); readings add ``Faults.rssi_noise``.
+        distance: Metres from the STU; ``None`` keeps ``rssi``. Farther away
+            the RSSI drops (:data:`PATH_LOSS_EXPONENT`); below
+            :data:`RSSI_SENSITIVITY` the device is out of range: the scan does
+            not list it and a connection to it drops.
+        battery_drain: Volts the battery loses per second (hardware: a few
+            tenths of a volt over a day of streaming). Below
+            :data:`BATTERY_CUTOFF` the device switches off, like out of range.
+        supply_voltage: Battery voltage in V now (see also ``Faults.low_battery``).
         supports_channel_mapping: ``False`` answers sensor configuration
             requests with an error frame.
         sensor_configuration: Hardware sensor numbers of channels 1-3.
@@ -64,7 +107,7 @@ class SensorDevice(NodeBase):
     """Voltage shift of an accelerometer while its self test is active."""
 
     def __init__(
-        self, config: DeviceConfig, host: StreamHost, seed: np.random.SeedSequence
+        self, config: DeviceConfig, host: DeviceHost, seed: np.random.SeedSequence
     ) -> None:
         super().__init__(
             config.name,
@@ -81,7 +124,11 @@ class SensorDevice(NodeBase):
         self.config = config
         self.host = host
         self.rssi = config.rssi
-        self.supply_voltage = config.supply_voltage
+        self.distance: float | None = None
+        self._battery_drain = 0.0
+        self._battery_lock = threading.Lock()
+        self._supply_voltage = config.supply_voltage
+        self._voltage_read_at = time.monotonic()
         self.supports_channel_mapping = config.supports_channel_mapping
         self.sensor_configuration = list(config.sensor_configuration)
         source = config.signals if config.signals is not None else default_signals()
@@ -135,30 +182,6 @@ class SensorDevice(NodeBase):
         """ADC sample rate in Hz (values per second across all channels)."""
         return sample_rate(self.prescaler, self.acquisition_time, self.oversampling_rate)
 
-    def configure_adc(
-        self,
-        *,
-        prescaler: int = 2,
-        acquisition_time: int = 8,
-        oversampling_rate: int = 64,
-        reference_voltage: float = 3.3,
-    ) -> None:
-        """Set the ADC configuration directly (as the library would)."""
-        acquisition = (
-            acquisition_time - 1 if acquisition_time <= 3 else int(log2(acquisition_time)) + 1
-        )
-        data = bytes(
-            [
-                0x80,
-                prescaler,
-                acquisition,
-                int(log2(oversampling_rate)),
-                int(reference_voltage * 20),
-            ]
-        )
-        if not self._apply_adc(data):
-            raise ValueError("Unsupported ADC configuration")
-
     def _apply_adc(self, data: bytes) -> bool:
         prescaler, acquisition, oversampling, vref = data[1], data[2], data[3], data[4]
         if not 1 <= prescaler <= 127 or acquisition > 9 or oversampling > 12:
@@ -167,6 +190,57 @@ class SensorDevice(NodeBase):
             return False
         self._adc[1:5] = bytes([prescaler, acquisition, oversampling, vref])
         return True
+
+    # -- Radio and battery -------------------------------------------------------------
+
+    def _settle_battery(self) -> float:
+        """The voltage now, after draining since the last look (lock held)."""
+        now = time.monotonic()
+        elapsed, self._voltage_read_at = now - self._voltage_read_at, now
+        self._supply_voltage = max(0.0, self._supply_voltage - self._battery_drain * elapsed)
+        return self._supply_voltage
+
+    @property
+    def supply_voltage(self) -> float:
+        """Battery voltage in V now (lower by ``battery_drain`` every second)."""
+        with self._battery_lock:
+            return self._settle_battery()
+
+    @supply_voltage.setter
+    def supply_voltage(self, value: float) -> None:
+        with self._battery_lock:
+            self._supply_voltage = value
+            self._voltage_read_at = time.monotonic()
+
+    @property
+    def battery_drain(self) -> float:
+        """Volts the battery loses per second."""
+        return self._battery_drain
+
+    @battery_drain.setter
+    def battery_drain(self, value: float) -> None:
+        with self._battery_lock:
+            self._settle_battery()  # the old rate applies up to now
+            self._battery_drain = value
+
+    def mean_rssi(self) -> float:
+        """RSSI in dBm without noise, at the current distance."""
+        if self.distance is None:
+            return float(self.rssi)
+        return self.rssi - 10 * PATH_LOSS_EXPONENT * math.log10(max(self.distance, 0.01))
+
+    def read_rssi(self) -> int:
+        """One RSSI reading as the STU reports it (signed byte)."""
+        value = self.mean_rssi()
+        noise = self.host.faults.rssi_noise
+        if noise > 0:
+            value += float(self._rng.normal(0.0, noise))
+        return max(-128, min(127, round(value)))
+
+    @property
+    def reachable(self) -> bool:
+        """Powered and in radio range of the STU."""
+        return self.mean_rssi() >= RSSI_SENSITIVITY and self.supply_voltage >= BATTERY_CUTOFF
 
     # -- Sensors ---------------------------------------------------------------------
 
@@ -215,6 +289,7 @@ class SensorDevice(NodeBase):
                 self.host,
                 self.host.rate_multiplier,
                 self._seed.spawn(1)[0],
+                on_link_lost=lambda: self.host.on_link_lost(self),
             )
         except ValueError:
             return error_reply(bytes([stream_format]))
@@ -262,7 +337,7 @@ class SensorDevice(NodeBase):
         if named is not None:
             return named
         if subcommand == Bluetooth.RSSI:
-            return Reply(bytes([subcommand, number, self.rssi & 0xFF]) + bytes(5))
+            return Reply(bytes([subcommand, number, self.read_rssi() & 0xFF]) + bytes(5))
         if subcommand == Bluetooth.MAC:
             return Reply(bytes([subcommand, number]) + self.mac[::-1])
         if subcommand in (Bluetooth.GET_ENERGY_REDUCED, Bluetooth.GET_ENERGY_LOWEST):

@@ -24,6 +24,29 @@ from .stu import STU
 
 log = logging.getLogger(__name__)
 
+# Error frame classes (data length 8), as Linux socketcan reports them
+# (linux/can/error.h); python-can passes the class bits in the identifier.
+CAN_ERR_PROT = 0x008
+"""Protocol violation (e.g. a bit or form error)."""
+CAN_ERR_BUSOFF = 0x040
+"""The controller went bus-off."""
+CAN_ERR_BUSERROR = 0x080
+"""A bus error (the frame was destroyed and will be repeated)."""
+CAN_ERR_RESTARTED = 0x100
+"""The controller restarted after bus-off."""
+
+
+def error_frame(classes: int) -> can.Message:
+    """An error frame of the given classes, stamped now."""
+    return can.Message(
+        timestamp=time.time(),
+        arbitration_id=classes,
+        is_extended_id=False,
+        is_error_frame=True,
+        dlc=8,
+        data=bytes(8),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
@@ -105,6 +128,11 @@ class Simulator:
         self._timers_lock = threading.Lock()
         self._started = False
         self._stopped = False
+        self.bus_off_hook: Callable[[float | None], None] | None = None
+        """Sets the host's CAN adapters bus-off (given their restart delay);
+        installed by the ``icosim`` interface, whose adapters have a controller."""
+        self.listening_hook: Callable[[], bool] | None = None
+        """Whether a host adapter takes frames (installed by ``icosim``)."""
 
     # -- Life cycle ------------------------------------------------------------------
 
@@ -214,6 +242,24 @@ class Simulator:
                 if not self._stopping.is_set():
                     log.warning("Unable to send: %s", error)
 
+    def send_error_frame(self) -> None:
+        """Report a bus error to the host's adapters, as a controller does when a
+        frame is destroyed on the bus (the sender repeats it)."""
+        self.send_batch((error_frame(CAN_ERR_PROT | CAN_ERR_BUSERROR),))
+
+    def bus_off(self) -> None:
+        """The host's CAN adapters go bus-off (``Faults.bus_off_after``)."""
+        hook = self.bus_off_hook
+        if hook is None:
+            log.warning("Bus-off needs the icosim interface; %s has no controller", self.interface)
+            return
+        hook(self.faults.bus_off_recovery)
+
+    def host_listening(self) -> bool:
+        """A host adapter takes frames (not all of them are bus-off)."""
+        hook = self.listening_hook
+        return True if hook is None else hook()
+
     def on_link_lost(self, device: SensorDevice) -> None:
         """Drop the Bluetooth link to ``device`` (fault or device reset)."""
         log.info("Bluetooth link to %s lost", device.name)
@@ -249,7 +295,10 @@ class Simulator:
         block, command = identifier.block, identifier.command
         subcommand = data[0] if data else None
         node: STU | SensorDevice | None
-        if identifier.receiver == STU1:
+        self.stu.check_link()
+        if self.faults.stu_silent:
+            node = None  # the STU hangs: nothing is answered or forwarded
+        elif identifier.receiver == STU1:
             node = self.stu
         elif identifier.receiver == STH1:
             node = self.stu.connected_device  # silent when nothing is connected

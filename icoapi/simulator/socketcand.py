@@ -78,7 +78,6 @@ class _Client:
         self.address = address
         self.ready_at: float | None = None
         """Monotonic time from which frames are forwarded (raw mode)."""
-        self.dropped_bytes = 0
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._condition = threading.Condition()
@@ -100,8 +99,7 @@ class _Client:
             if self._closed:
                 return
             if not control and self._pending_bytes > MAX_PENDING_BYTES:
-                self.dropped_bytes += len(data)
-                return
+                return  # a stalled client loses frames, its stream counts them
             self._pending.append(data)
             self._pending_bytes += len(data)
             self._condition.notify()

@@ -86,7 +86,7 @@ class STU(NodeBase):
         return [
             device
             for device in self.devices
-            if device is not busy and not self.faults.is_hidden(device.mac)
+            if device is not busy and not self.faults.is_hidden(device.mac) and device.reachable
         ]
 
     @property
@@ -113,6 +113,12 @@ class STU(NodeBase):
                 return
             self._connection = None
         connection.device.stop_stream()
+
+    def check_link(self) -> None:
+        """Drop the connection to a device that went out of range or flat."""
+        connection = self._connection
+        if connection is not None and not connection.device.reachable:
+            self.drop_connection(connection.device)
 
     def _connect(self, device: SensorDevice) -> None:
         with self._lock:
@@ -169,7 +175,7 @@ class STU(NodeBase):
             name = device.name_bytes if device is not None else bytes(8)
             return Reply(head + name_part(name, subcommand))
         if subcommand == Bluetooth.RSSI:
-            rssi = device.rssi if device is not None else 0
+            rssi = device.read_rssi() if device is not None else 0
             return Reply(head + bytes([rssi & 0xFF]) + bytes(5))
         if subcommand == Bluetooth.MAC:
             mac = device.mac if device is not None else bytes(6)

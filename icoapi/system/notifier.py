@@ -34,10 +34,12 @@ class BatchingNotifier(can.Notifier):
                     batch.append(following)
                 loop.call_soon_threadsafe(self._deliver, batch)
             except Exception as error:
-                # As python-can does: report to the listeners, end the thread.
+                # As python-can does: report to the listeners (on the loop) and end
+                # the thread; the listeners handle it, so it is not raised again
+                # as an unhandled thread exception.
                 self.exception = error
                 loop.call_soon_threadsafe(self._on_error, error)
-                raise
+                return
 
     def _deliver(self, batch: list[can.Message]) -> None:
         for message in batch:

@@ -43,6 +43,9 @@ class HardwareTimeouts:
     stream_silence: float = 5.0
     """Longest silence between two data frames of a running stream before
     reading fails (``CAN_STREAM_TIMEOUT``)."""
+    bus_off_reset: float = 5.0
+    """How long the controller may stay bus-off before the service reopens the
+    link itself; 0: never (``CAN_BUS_OFF_RESET``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HardwareTimeouts:
@@ -54,6 +57,7 @@ class HardwareTimeouts:
             # Room for the Bluetooth connection after a search that used its time.
             connect=max(cls.connect, search + 15.0),
             stream_silence=settings.CAN_STREAM_TIMEOUT,
+            bus_off_reset=settings.CAN_BUS_OFF_RESET,
         )
 
 

@@ -11,7 +11,7 @@ import httpx
 from tests.dataspace.conftest import Service
 from tests.dataspace.support import s3_client, s3_connection, wait_until
 from tests.measurement.helpers import connect_device, instructions, start, wait_idle
-from tests.support import fast_simulator_config, simulator_settings
+from tests.support import simulator_of, simulator_options, simulator_settings
 
 
 def test_finished_measurement_is_uploaded_automatically(
@@ -22,11 +22,11 @@ def test_finished_measurement_is_uploaded_automatically(
         s3_connection(s3_endpoint, bucket, auto_upload=True),
         data=data,
         settings=simulator_settings(data),
-        simulator_config=fast_simulator_config(),
+        can_bus_options=simulator_options(),
     )
     wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")
     assert service.cloud_state()["auto_upload"] is True
-    simulator = service.server.app.state.system.simulator
+    simulator = simulator_of(service.server.app)
     mac = simulator.config.devices[0].mac
     http: httpx.Client = service.http
     connect_device(http, mac)

@@ -22,7 +22,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer
+from tests.support import LiveServer, simulator_of
 
 INCORRECT_STATE = {"detail": "Incorrect request for current ICOtronic system state."}
 
@@ -247,7 +247,7 @@ def test_post_meta(sim_server: LiveServer, client: httpx.Client, simulator: Simu
 
 def test_post_meta_timeout(sim_server_factory: Any) -> None:
     server = sim_server_factory(POST_META_TIMEOUT=0.5)
-    simulator = server.app.state.system.simulator
+    simulator = simulator_of(server.app)
     mac = simulator.config.devices[0].mac
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:
         connect_device(http, mac)

@@ -17,7 +17,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer
+from tests.support import LiveServer, simulator_of
 
 
 def test_client_connecting_during_run(
@@ -57,7 +57,7 @@ def test_disconnect_after_measurement(
 
 def test_shutdown_stops_a_running_measurement(sim_server_factory: Any) -> None:
     server = sim_server_factory()
-    simulator = server.app.state.system.simulator
+    simulator = simulator_of(server.app)
     mac = simulator.config.devices[0].mac
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:
         connect_device(http, mac)
@@ -76,7 +76,7 @@ def test_shutdown_stops_a_running_measurement(sim_server_factory: Any) -> None:
 
 def test_update_rate_is_messages_per_second(sim_server_factory: Any) -> None:
     server = sim_server_factory(WEBSOCKET_UPDATE_RATE=4)
-    simulator = server.app.state.system.simulator
+    simulator = simulator_of(server.app)
     mac = simulator.config.devices[0].mac
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http:
         connect_device(http, mac)

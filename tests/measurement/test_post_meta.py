@@ -21,7 +21,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer
+from tests.support import LiveServer, simulator_of
 
 POST = {"version": "0.0.1", "profile": "milling", "parameters": {"comment": "chatter at 2 s"}}
 
@@ -167,7 +167,7 @@ def test_stop_finishes_without_post_meta(
 
 def test_timeout_closes_every_dialog(sim_server_factory: Any) -> None:
     server = sim_server_factory(POST_META_TIMEOUT=1.0)
-    simulator = server.app.state.system.simulator
+    simulator = simulator_of(server.app)
     mac = simulator.config.devices[0].mac
     with (
         httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as http,

@@ -17,7 +17,7 @@ from icoapi.api import create_app
 from icoapi.simulator import Simulator
 from icoapi.system.service import ICOSystem
 from icoapi.system.timeouts import HardwareTimeouts
-from tests.support import make_settings
+from tests.support import make_settings, simulator_of
 
 INCORRECT_STATE = {"detail": "Incorrect request for current ICOtronic system state."}
 UNREACHABLE = {"detail": "STH could not be connected and must be out of reach or discharged."}
@@ -121,14 +121,14 @@ def test_unknown_device_is_404(sim_server_factory: Any) -> None:
         assert (response.status_code, response.json()) == (404, UNREACHABLE)
         assert client.get("/state").json()["link_state"] == "stu_connected"
         # The search left the link usable: a present device connects.
-        mac = server.app.state.system.simulator.config.devices[0].mac
+        mac = simulator_of(server.app).config.devices[0].mac
         assert client.put("/sth/connect", json={"mac_address": mac}).status_code == 200
 
 
 def test_status_reads_do_not_wait_for_a_device_search(sim_server_factory: Any) -> None:
     server = sim_server_factory(CAN_DEVICE_SEARCH_TIMEOUT=20)
     system = server.app.state.system
-    simulator: Simulator = system.simulator
+    simulator: Simulator = simulator_of(server.app)
     # The device is out of reach until the status reads are done.
     mac = simulator.config.devices[0].mac
     simulator.faults.hidden_devices.add(mac)
@@ -174,7 +174,7 @@ def test_unanswered_request_is_502_and_service_recovers(sim_server_factory: Any)
     from icoapi.simulator.protocol import Block
 
     server = sim_server_factory(CAN_REQUEST_ATTEMPTS=2)
-    simulator: Simulator = server.app.state.system.simulator
+    simulator: Simulator = simulator_of(server.app)
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client:
         # The STU stops answering EEPROM/product-data and Bluetooth requests.
         simulator.faults.ignore.add((Block.SYSTEM, 0x0B, 17))
@@ -194,7 +194,7 @@ def test_unanswered_request_is_502_and_service_recovers(sim_server_factory: Any)
 
 def test_link_loss_mid_operation(sim_server_factory: Any) -> None:
     server = sim_server_factory(CAN_REQUEST_ATTEMPTS=3)
-    simulator: Simulator = server.app.state.system.simulator
+    simulator: Simulator = simulator_of(server.app)
     mac = simulator.config.devices[0].mac
     with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client:
         assert client.put("/sth/connect", json={"mac_address": mac}).status_code == 200

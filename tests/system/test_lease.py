@@ -4,12 +4,13 @@ allows and refuses, and that it ends with the device it was taken on."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
 import pytest
 
 from icoapi.core.events import Event, EventBus, SystemChanged
 from icoapi.system.errors import IncorrectStateError, MeasurementRunningError
-from icoapi.system.link import SIMULATOR_INTERFACE, CanLinkConfig
+from icoapi.system.link import CanLinkConfig
 from icoapi.system.schemas import DEFAULT_ADC, ADCSettings, LinkState
 from icoapi.system.service import ICOSystem
 from tests.support import fast_simulator_config
@@ -19,9 +20,13 @@ from tests.support import fast_simulator_config
 async def system() -> AsyncIterator[ICOSystem]:
     config = fast_simulator_config()
     system = ICOSystem(
-        CanLinkConfig(interface=SIMULATOR_INTERFACE, channel="unused", bitrate=1_000_000),
+        CanLinkConfig(
+            interface="icosim",
+            channel=f"lease-{uuid4().hex}",
+            bitrate=1_000_000,
+            options={"config": config},
+        ),
         EventBus(),
-        simulator_config=config,
     )
     assert await system.open()
     await system.connect(config.devices[0].mac)
