@@ -16,7 +16,7 @@ from tests.dataspace.conftest import Service
 from tests.dataspace.support import HEADER, measurement, wait_until
 from tests.files.hostile import build
 from tests.measurement.helpers import connect_device, instructions, start, wait_idle
-from tests.support import fast_simulator_config, simulator_settings
+from tests.support import simulator_of, simulator_options, simulator_settings
 
 NAME = "drilling__2025-03-03_09-00-00.hdf5"
 
@@ -39,11 +39,11 @@ def test_measurement_is_copied_with_its_checksum_and_survives_a_restart(
         folder_connection(share, auto_upload=True),
         data=data,
         settings=simulator_settings(data),
-        simulator_config=fast_simulator_config(),
+        can_bus_options=simulator_options(),
     )
     wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")
     assert service.cloud_state()["connector"] == "folder"
-    simulator = service.server.app.state.system.simulator
+    simulator = simulator_of(service.server.app)
     mac = simulator.config.devices[0].mac
     http: httpx.Client = service.http
     connect_device(http, mac)

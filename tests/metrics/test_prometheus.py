@@ -25,7 +25,7 @@ from tests.metrics.prometheus import (
     needs_promtool,
 )
 from tests.metrics.support import scrape
-from tests.support import LiveServer, fast_simulator_config, simulator_settings
+from tests.support import LiveServer, simulator_of, simulator_options, simulator_settings
 
 
 @needs_prometheus
@@ -38,14 +38,14 @@ def test_prometheus_sees_the_runs_frame_count(
     )
     token = add_token(settings.tokens_file, "prometheus", "metrics")
     operator = add_token(settings.tokens_file, "operator", "operator")
-    server = live_server_factory(settings, simulator_config=fast_simulator_config())
+    server = live_server_factory(settings, can_bus_options=simulator_options())
     prometheus = PrometheusServer(tmp_path / "prometheus", f"127.0.0.1:{server.port}", token)
     try:
         prometheus.wait_ready()
         (up,) = prometheus.wait_for('up{job="icoapi"} == 1')
         assert up["metric"]["instance"] == f"127.0.0.1:{server.port}"
 
-        simulator = server.app.state.system.simulator
+        simulator = simulator_of(server.app)
         mac = simulator.config.devices[0].mac
         with httpx.Client(
             base_url=f"{server.url}/api/v1",
