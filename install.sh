@@ -202,7 +202,7 @@ for clause in spec.replace(" ", "").split(","):
 PY
 "$PYTHON_BIN" -c 'import ensurepip, venv' 2>/dev/null || fail "$PYTHON_BIN cannot create virtual environments" \
   "Debian: sudo apt-get install python3-venv (or python3.X-venv for your version)."
-if [ "$(id -u)" = 0 ] && [ "$SERVICE_USER" != root ] && command -v runuser >/dev/null; then
+if [ "$SKIP_DEPENDENCIES" != 1 ] && [ "$(id -u)" = 0 ] && [ "$SERVICE_USER" != root ] && command -v runuser >/dev/null; then
   runuser -u "$SERVICE_USER" -- "$PYTHON_BIN" -c 'pass' 2>/dev/null || fail \
     "the user '$SERVICE_USER' cannot run $PYTHON_BIN (the service's venv uses it)" \
     "Install the interpreter where every user can read it (e.g. UV_PYTHON_INSTALL_DIR=/opt/python), not under /root."

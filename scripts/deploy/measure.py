@@ -69,7 +69,12 @@ def start_measurement(base: str, name: str) -> None:
         "ift_requested": False,
         "ift_channel": "first",
         "ift_window_width": 150,
-        "adc": None,
+        "adc": {
+            "prescaler": 2,
+            "acquisition_time": 8,
+            "oversampling_rate": 64,
+            "reference_voltage": 3.3,
+        },
         "meta": None,
     }
     call(f"{base}/api/v1/measurement/start", "POST", instructions)
@@ -103,12 +108,19 @@ def verify(data_dir: Path, name: str) -> str:
     if not path.is_file():
         raise CheckError(f"{path} does not exist")
     with tables.open_file(str(path), "r") as handle:
-        rows = max((node.nrows for node in handle.walk_nodes("/", "Table")), default=0)
-        status = getattr(handle.root._v_attrs, "status", None)
-    if rows == 0:
-        raise CheckError(f"{path} holds no samples")
-    status_text = status.decode() if isinstance(status, bytes) else status
-    return f"{name}: {rows} rows, {path.stat().st_size} bytes, status {status_text!r}"
+        data = max(handle.walk_nodes("/", "Table"), key=lambda node: node.nrows, default=None)
+        if data is None or data.nrows == 0:
+            raise CheckError(f"{path} holds no samples")
+        rows = data.nrows
+        attributes = {
+            key: getattr(data._v_attrs, key, None)
+            for key in ("measurement_status", "icoapi_version", "dataloss")
+        }
+    return (
+        f"{name}: {rows} rows, {path.stat().st_size} bytes, "
+        f"status {attributes['measurement_status']}, loss {attributes['dataloss']}, "
+        f"icoapi {attributes['icoapi_version']}"
+    )
 
 
 def say(text: str, stream: Any = None) -> None:
