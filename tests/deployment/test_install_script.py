@@ -306,3 +306,45 @@ def test_shellcheck_clean() -> None:
 def test_bash_syntax() -> None:
     for name in SHELL_SCRIPTS:
         assert subprocess.run(["bash", "-n", str(ROOT / name)], check=False).returncode == 0, name
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# Stands in for systemd (no PID 1 systemd here): logs each call; 'restart' fails
+# unless the current release is GOOD_RELEASE.
+echo "$*" >> "$CALLS"
+if [ "$1" = restart ] && [ "$(readlink "$INSTALL_DIR/current")" != "$GOOD_RELEASE" ]; then
+  exit 1
+fi
+exit 0
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="install.sh calls systemctl only as root")
+def test_new_version_that_does_not_start_is_rolled_back(tmp_path: Path) -> None:
+    installed(tmp_path)
+    good = current(tmp_path)
+    unit_before = unit_text(tmp_path)
+    data_before = sorted((tmp_path / "data").iterdir())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bin_dir / "systemctl").chmod(0o755)
+    calls = tmp_path / "calls.log"
+    result = run_install(
+        tmp_path,
+        "--force",
+        SKIP_SYSTEMCTL="0",
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        CALLS=str(calls),
+        GOOD_RELEASE=good,
+        SERVICE_USER=ME,
+    )
+    assert result.returncode == 1
+    assert "going back to the previous one" in result.stderr
+    assert current(tmp_path) == good
+    assert releases(tmp_path) == [good.split("/")[1]]  # the failed one is gone, --force kept none
+    assert unit_text(tmp_path) == unit_before
+    assert sorted((tmp_path / "data").iterdir()) == data_before
+    # new version restarted (failed), then the previous one restarted after the switch back
+    restarts = [line for line in calls.read_text().splitlines() if line.startswith("restart")]
+    assert restarts == ["restart icoapi", "restart icoapi"]
