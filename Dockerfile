@@ -43,23 +43,26 @@ RUN mkdir icoapi && touch icoapi/__init__.py \
  && mkdir -p "/metadata$site" \
  && cp -r "$site"/icoapi-*.dist-info "$site"/icoapi.pth "/metadata$site/"
 
+# The sources, compiled (the service cannot write bytecode next to them).
+FROM base AS code
+WORKDIR /app
+COPY scripts/deploy/healthcheck.py ./healthcheck.py
+COPY config ./config
+COPY icoapi ./icoapi
+RUN python3 -m compileall -q /app/icoapi
+
 FROM base
 # The service's user (uid 1000 matches the first user of a Raspberry Pi OS host,
 # for bind mounts). It owns /data and nothing else; raw CAN sockets need no privileges.
 ARG ICOAPI_UID=1000
 RUN groupadd --gid "$ICOAPI_UID" icoapi \
  && useradd --uid "$ICOAPI_UID" --gid icoapi --home-dir /data --no-create-home --shell /usr/sbin/nologin icoapi \
- && mkdir /data && chown icoapi:icoapi /data
+ && mkdir /data /app && chown icoapi:icoapi /data
 COPY --from=dependencies /venv /venv
-COPY --from=metadata /metadata/ /
-WORKDIR /app
-COPY scripts/deploy/healthcheck.py ./healthcheck.py
-COPY config ./config
-COPY icoapi ./icoapi
-RUN /venv/bin/python -m compileall -q /app/icoapi
 ENV PATH=/venv/bin:$PATH \
     ICOAPI_DATA_DIR=/data \
     MPLCONFIGDIR=/tmp/matplotlib
+WORKDIR /app
 USER icoapi
 VOLUME ["/data"]
 EXPOSE 33215
@@ -68,3 +71,6 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
   CMD ["python", "/app/healthcheck.py"]
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "icoapi"]
+# Last, so a code or docs change rebuilds only these small layers (owned by root).
+COPY --from=metadata /metadata/ /
+COPY --from=code /app/ /app/
