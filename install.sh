@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     --wheelhouse=*) WHEELHOUSE=${1#--wheelhouse=} ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -237,6 +237,7 @@ BUILD_DONE=0
 SWITCHED=0
 PREVIOUS_TARGET=""
 UNIT_BACKUP=""
+NEW_UNIT=""
 
 cleanup() {
   local status=$?
@@ -244,6 +245,7 @@ cleanup() {
     rm -rf "$RELEASE"
   fi
   [ -z "$UNIT_BACKUP" ] || rm -f "$UNIT_BACKUP"
+  [ -z "$NEW_UNIT" ] || rm -f "$NEW_UNIT"
   if [ "$status" = 0 ]; then
     rm -f "$LOG_FILE"
   elif [ "$SWITCHED" = 0 ]; then

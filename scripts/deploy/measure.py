@@ -53,11 +53,15 @@ def wait_until_serving(base: str) -> dict[str, Any]:
 
 
 def start_measurement(base: str, name: str) -> None:
-    devices = call(f"{base}/api/v1/sth")
-    if not devices:
-        raise CheckError("the scan found no sensor device")
-    mac = devices[0]["mac_address"]
-    call(f"{base}/api/v1/sth/connect", "PUT", {"mac_address": mac})
+    connected = call(f"{base}/api/v1/state").get("device")
+    if connected:  # still connected after an earlier measurement of this process
+        mac = connected["mac_address"]
+    else:
+        devices = call(f"{base}/api/v1/sth")
+        if not devices:
+            raise CheckError("the scan found no sensor device")
+        mac = devices[0]["mac_address"]
+        call(f"{base}/api/v1/sth/connect", "PUT", {"mac_address": mac})
     none = {"channel_number": 0, "sensor_id": None}
     instructions = {
         "name": name,
