@@ -73,3 +73,9 @@ simulator: install
 
 clean:
 	rm -rf $(VENV) $(POETRY_HOME) .pytest_cache .mypy_cache .ruff_cache
+
+## install.sh and the image on real Debian root file systems (debootstrap, chroot,
+## buildah); needs root. Not part of `make test`; says what it skipped.
+.PHONY: deploy-check
+deploy-check: install
+	scripts/deploy-check
