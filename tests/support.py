@@ -28,6 +28,8 @@ from icoapi.core.settings import Settings, load_settings
 from icoapi.dataspace.service import DataspaceService
 from icoapi.files.service import MeasurementFileService
 from icoapi.logs.service import LogService
+from icoapi.measurement.service import MeasurementService
+from icoapi.state.service import StateService
 from icoapi.system.service import ICOSystem
 
 # Variables of the service that a developer's shell may have set; tests must not
@@ -72,6 +74,10 @@ class AppServices:
         return service
 
     @property
+    def settings(self) -> Settings:
+        return self._service("settings", Settings)
+
+    @property
     def paths(self) -> AppPaths:
         return self._service("paths", AppPaths)
 
@@ -94,6 +100,14 @@ class AppServices:
     @property
     def system(self) -> ICOSystem:
         return self._service("system", ICOSystem)
+
+    @property
+    def measurement(self) -> MeasurementService:
+        return self._service("measurement", MeasurementService)
+
+    @property
+    def state(self) -> StateService:
+        return self._service("state", StateService)
 
     @property
     def files(self) -> MeasurementFileService:
