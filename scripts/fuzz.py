@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from icoapi.access.tokens import add_token
 from icoapi.api import create_app
-from tests.support import LiveServer, simulator_options, simulator_settings
+from tests.support import LiveServer, make_settings, simulator_options
 
 CHECKS = "not_a_server_error,response_schema_conformance"
 
@@ -56,8 +56,12 @@ def main() -> int:
             tokens_file = Path(folder) / "tokens.yaml"
             token = add_token(tokens_file, "fuzz", "operator")
             access = {"ICOAPI_TOKENS_FILE": tokens_file, "ICOAPI_TRUSTED_NETWORKS": ""}
-        settings = simulator_settings(
-            Path(folder) / "data", LOG_LEVEL="WARNING", LOG_LEVEL_UVICORN="WARNING", **access
+        settings = make_settings(
+            Path(folder) / "data",
+            CAN_INTERFACE="simulator",
+            LOG_LEVEL="WARNING",
+            LOG_LEVEL_UVICORN="WARNING",
+            **access,
         )
         server = LiveServer(create_app(settings, can_bus_options=simulator_options()))
         server.start()

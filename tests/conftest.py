@@ -1,7 +1,9 @@
-"""Shared test fixtures: isolated environment and live servers."""
+"""Shared test fixtures: isolated environment, the app a test module shares
+and live servers."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,21 +11,20 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-from icoapi.api import create_app
+from icoapi.api import CONFIG_FILE_NAMES, create_app
+from icoapi.configuration.service import MAX_BACKUPS
 from icoapi.core.settings import Settings
 from icoapi.simulator import Simulator
 from tests.support import (
+    SERVICE_VARIABLES,
+    AppServices,
     LiveServer,
     make_settings,
     simulator_of,
     simulator_options,
-    simulator_settings,
 )
-
-# Variables of the service that a developer's shell may have set; tests must not
-# depend on them.
-SERVICE_VARIABLES = tuple(Settings.model_fields)
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +32,48 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     for name in SERVICE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture(scope="module")
+def shared_api_settings() -> dict[str, Any]:
+    """Settings (beyond :func:`make_settings`) of the app a test module shares;
+    a folder's conftest overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def shared_api(
+    tmp_path_factory: pytest.TempPathFactory, shared_api_settings: dict[str, Any]
+) -> Iterator[TestClient]:
+    """One running app per test module (starting and stopping an app costs about
+    a second) on a data folder of its own. Prefer :func:`api`, which resets it.
+
+    Only one app may run at a time: each app installs its own log handlers on the
+    root logger, so a second app would take the log file away from the first."""
+    settings = make_settings(tmp_path_factory.mktemp("shared-api"), **shared_api_settings)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def api(shared_api: TestClient) -> TestClient:
+    """The module's shared app, reset before each test: the shipped
+    configuration files without backups, and only the live log file."""
+    services = AppServices(shared_api)
+    paths = services.paths
+    shutil.rmtree(paths.config)
+    paths.ensure()
+    paths.install_default_config(CONFIG_FILE_NAMES)
+    services.configs.max_backups = MAX_BACKUPS
+    for entry in paths.logs.iterdir():
+        if entry.name == paths.log_file.name:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    shutil.rmtree(paths.root / "logs2", ignore_errors=True)
+    return shared_api
 
 
 @pytest.fixture
@@ -72,7 +115,8 @@ def sim_server_factory(
         data_dir = tmp_path / f"data{started or ''}"
         started += 1
         app = create_app(
-            simulator_settings(data_dir, **overrides), can_bus_options=simulator_options()
+            make_settings(data_dir, CAN_INTERFACE="simulator", **overrides),
+            can_bus_options=simulator_options(),
         )
         return live_app_factory(app)
 

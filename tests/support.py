@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: isolated settings and a real uvicorn server."""
+"""Helpers shared by the tests: isolated settings, typed access to a running
+app's services and a real uvicorn server."""
 
 from __future__ import annotations
 
@@ -14,16 +15,33 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from icoapi.access.protection import uvicorn_options
+from icoapi.configuration.service import ConfigService
+from icoapi.core.events import EventBus
+from icoapi.core.paths import AppPaths
 from icoapi.core.settings import Settings, load_settings
+from icoapi.dataspace.service import DataspaceService
+from icoapi.files.service import MeasurementFileService
+from icoapi.logs.service import LogService
+from icoapi.measurement.service import MeasurementService
+from icoapi.state.service import StateService
+from icoapi.system.service import ICOSystem
+
+# Variables of the service that a developer's shell may have set; tests must not
+# depend on them.
+SERVICE_VARIABLES = tuple(Settings.model_fields)
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a test app: its own data folder, no .env file, and (unless
-    overridden) an in-process virtual CAN bus nobody answers on."""
+    """Settings for a test app: its own data folder, no .env file, none of the
+    service's environment variables (also outside a test, e.g. for an app a
+    module shares), and (unless overridden) an in-process virtual CAN bus nobody
+    answers on."""
     values: dict[str, Any] = {
         "ICOAPI_DATA_DIR": data_dir,
         "CAN_INTERFACE": "virtual",
@@ -31,7 +49,74 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "LOG_LEVEL": "DEBUG",
     }
     values.update(overrides)
-    return load_settings(env_file=None, **values)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in SERVICE_VARIABLES:
+            patch.delenv(name, raising=False)
+        return load_settings(env_file=None, **values)
+
+
+def app_of(client: TestClient) -> FastAPI:
+    """The FastAPI app a test client drives."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    return app
+
+
+class AppServices:
+    """Typed view of the services a running app keeps on ``app.state``."""
+
+    def __init__(self, app: FastAPI | TestClient) -> None:
+        self.app = app_of(app) if isinstance(app, TestClient) else app
+
+    def _service[T](self, name: str, kind: type[T]) -> T:
+        service = getattr(self.app.state, name)
+        assert isinstance(service, kind), f"app.state.{name} is a {type(service).__name__}"
+        return service
+
+    @property
+    def settings(self) -> Settings:
+        return self._service("settings", Settings)
+
+    @property
+    def paths(self) -> AppPaths:
+        return self._service("paths", AppPaths)
+
+    @property
+    def events(self) -> EventBus:
+        return self._service("events", EventBus)
+
+    @property
+    def configs(self) -> ConfigService:
+        return self._service("configs", ConfigService)
+
+    @property
+    def logs(self) -> LogService:
+        return self._service("logs", LogService)
+
+    @property
+    def dataspace(self) -> DataspaceService:
+        return self._service("dataspace", DataspaceService)
+
+    @property
+    def system(self) -> ICOSystem:
+        return self._service("system", ICOSystem)
+
+    @property
+    def measurement(self) -> MeasurementService:
+        return self._service("measurement", MeasurementService)
+
+    @property
+    def state(self) -> StateService:
+        return self._service("state", StateService)
+
+    @property
+    def files(self) -> MeasurementFileService:
+        return self._service("files", MeasurementFileService)
+
+    @files.setter
+    def files(self, service: MeasurementFileService) -> None:
+        """Replace the file service (the routes look it up on each request)."""
+        self.app.state.files = service
 
 
 def free_port() -> int:
@@ -115,10 +200,6 @@ def simulator_of(app: FastAPI) -> Any:
     from icoapi.simulator.plugin import simulator_on
 
     return simulator_on(app.state.system.link.channel)
-
-
-def simulator_settings(data_dir: Path, **overrides: Any) -> Settings:
-    return make_settings(data_dir, CAN_INTERFACE="simulator", **overrides)
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,6 +14,7 @@ from starlette.testclient import WebSocketDenialResponse
 from icoapi.access.rules import OPERATOR, PUBLIC, Role, RuleBook
 from icoapi.api import create_app
 from tests.access.helpers import settings_with_tokens
+from tests.support import app_of
 
 PREFIX = "/api/v1"
 PATH_VALUES = {"{name}": "missing.hdf5", "{dataset_name}": "notes_txt", "{file}": "icodaq.log"}
@@ -21,7 +22,7 @@ WEBSOCKETS = ("/state", "/measurement/stream", "/logs/stream")
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
+def api_with_tokens(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     settings, tokens = settings_with_tokens(tmp_path)
     with TestClient(create_app(settings)) as client:
         yield client, tokens
@@ -30,7 +31,7 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
 def _operations(client: TestClient) -> list[tuple[str, str, Role]]:
     rules = RuleBook()
     operations = []
-    for template, methods in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
+    for template, methods in app_of(client).openapi()["paths"].items():
         path = template
         for placeholder, value in PATH_VALUES.items():
             path = path.replace(placeholder, value)
@@ -46,8 +47,8 @@ def _request(client: TestClient, method: str, path: str, headers: dict[str, str]
     return client.request(method, path, json=body, headers=headers).status_code
 
 
-def test_each_role_against_each_route(api: tuple[TestClient, dict[str, str]]) -> None:
-    client, tokens = api
+def test_each_role_against_each_route(api_with_tokens: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = api_with_tokens
     operations = _operations(client)
     assert len(operations) > 30
     for method, path, rule in operations:
@@ -67,8 +68,8 @@ def test_each_role_against_each_route(api: tuple[TestClient, dict[str, str]]) ->
         assert operator not in (401, 403), where
 
 
-def test_refusals_say_why(api: tuple[TestClient, dict[str, str]]) -> None:
-    client, tokens = api
+def test_refusals_say_why(api_with_tokens: tuple[TestClient, dict[str, str]]) -> None:
+    client, tokens = api_with_tokens
     missing = client.get(f"{PREFIX}/state")
     assert missing.status_code == 401
     assert missing.json() == {"detail": "Missing token."}
@@ -86,8 +87,10 @@ def test_refusals_say_why(api: tuple[TestClient, dict[str, str]]) -> None:
 
 
 @pytest.mark.parametrize("path", WEBSOCKETS)
-def test_websockets_need_a_token(api: tuple[TestClient, dict[str, str]], path: str) -> None:
-    client, tokens = api
+def test_websockets_need_a_token(
+    api_with_tokens: tuple[TestClient, dict[str, str]], path: str
+) -> None:
+    client, tokens = api_with_tokens
     with pytest.raises(WebSocketDenialResponse) as missing, client.websocket_connect(PREFIX + path):
         pass
     assert missing.value.status_code == 401
@@ -107,9 +110,9 @@ def test_websockets_need_a_token(api: tuple[TestClient, dict[str, str]], path: s
 
 
 def test_state_socket_with_token_subprotocol_and_origin(
-    api: tuple[TestClient, dict[str, str]],
+    api_with_tokens: tuple[TestClient, dict[str, str]],
 ) -> None:
-    client, tokens = api
+    client, tokens = api_with_tokens
     offered = ["icoapi", f"icoapi.bearer.{tokens['viewer']}"]
     with client.websocket_connect(
         f"{PREFIX}/state", subprotocols=offered, headers={"origin": "http://localhost:5173"}

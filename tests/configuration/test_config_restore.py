@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from icoapi.core.events import CloudChanged, ConfigChanged, Event
 from icoapi.core.paths import AppPaths
 from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, with_header
+from tests.support import AppServices
 
 CONFIG = "/api/v1/config"
 INVALID = {"detail": "Invalid configuration restore request."}
@@ -78,9 +79,7 @@ def test_restore_of_dataspace_announces_and_protects_password(
     backup = "dataspace__20200101T000000Z.yaml"
     (paths.config_backup / backup).write_bytes(dump(enabled_dataspace(password)))
     seen: list[Event] = []
-    unsubscribe = api.app.state.events.subscribe(  # type: ignore[attr-defined]
-        seen.append
-    )
+    unsubscribe = AppServices(api).events.subscribe(seen.append)
     try:
         assert restore(api, "dataspace.yaml", backup).json() == RESTORED
     finally:

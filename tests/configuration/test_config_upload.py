@@ -13,7 +13,7 @@ from icoapi.api import create_app
 from icoapi.core.events import ConfigChanged, Event
 from icoapi.core.paths import AppPaths
 from tests.configuration.yaml_samples import dump, enabled_dataspace, shipped, with_header
-from tests.support import make_settings
+from tests.support import AppServices, make_settings
 
 CONFIG = "/api/v1/config"
 ENDPOINTS = {"meta": "metadata.yaml", "sensors": "sensors.yaml", "dataspace": "dataspace.yaml"}
@@ -348,9 +348,7 @@ def test_dataspace_enabled_must_be_boolean(api: TestClient) -> None:
 
 def test_uploads_announce_the_changed_file(api: TestClient) -> None:
     seen: list[Event] = []
-    unsubscribe = api.app.state.events.subscribe(  # type: ignore[attr-defined]
-        seen.append
-    )
+    unsubscribe = AppServices(api).events.subscribe(seen.append)
     try:
         assert upload(api, "meta", dump(shipped("metadata.yaml"))).status_code == 200
         assert seen == [ConfigChanged("metadata.yaml")]

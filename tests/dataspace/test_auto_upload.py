@@ -11,7 +11,7 @@ import httpx
 from tests.dataspace.conftest import Service
 from tests.dataspace.support import s3_client, s3_connection, wait_until
 from tests.measurement.helpers import connect_device, instructions, start, wait_idle
-from tests.support import simulator_of, simulator_options, simulator_settings
+from tests.support import make_settings, simulator_of, simulator_options
 
 
 def test_finished_measurement_is_uploaded_automatically(
@@ -21,7 +21,7 @@ def test_finished_measurement_is_uploaded_automatically(
     service = start_service(
         s3_connection(s3_endpoint, bucket, auto_upload=True),
         data=data,
-        settings=simulator_settings(data),
+        settings=make_settings(data, CAN_INTERFACE="simulator"),
         can_bus_options=simulator_options(),
     )
     wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")

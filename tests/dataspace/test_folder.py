@@ -16,7 +16,7 @@ from tests.dataspace.conftest import Service
 from tests.dataspace.support import HEADER, measurement, wait_until
 from tests.files.hostile import build
 from tests.measurement.helpers import connect_device, instructions, start, wait_idle
-from tests.support import simulator_of, simulator_options, simulator_settings
+from tests.support import make_settings, simulator_of, simulator_options
 
 NAME = "drilling__2025-03-03_09-00-00.hdf5"
 
@@ -38,7 +38,7 @@ def test_measurement_is_copied_with_its_checksum_and_survives_a_restart(
     service = start_service(
         folder_connection(share, auto_upload=True),
         data=data,
-        settings=simulator_settings(data),
+        settings=make_settings(data, CAN_INTERFACE="simulator"),
         can_bus_options=simulator_options(),
     )
     wait_until(lambda: service.cloud_state()["healthy"], what="healthy dataspace")
@@ -69,7 +69,7 @@ def test_measurement_is_copied_with_its_checksum_and_survives_a_restart(
     ]
     service.server.stop()
 
-    again = start_service(data=data, settings=simulator_settings(data))
+    again = start_service(data=data, settings=make_settings(data, CAN_INTERFACE="simulator"))
     wait_until(lambda: again.cloud_state()["healthy"], what="healthy after the restart")
     assert again.file_cloud(filename)["status"] == "up_to_date"
 

@@ -13,6 +13,7 @@ import tables
 from fastapi.testclient import TestClient
 
 from tests.files.helpers import API, FILE_NOT_FOUND, INVALID_HDF5, write_measurement
+from tests.support import make_settings
 
 METADATA = {"version": "0.0.1", "profile": "milling", "parameters": {"person": "Ada"}}
 
@@ -311,18 +312,9 @@ def test_pytables_1x_files_are_refused(client: TestClient, measurements: Path) -
 
 
 def test_app_lifespan_wires_the_measurement_folder(tmp_path: Path) -> None:
-    import uuid
-
     from icoapi.api import create_app
-    from icoapi.core.settings import load_settings
 
-    settings = load_settings(
-        env_file=None,
-        ICOAPI_DATA_DIR=tmp_path,
-        CAN_INTERFACE="virtual",
-        CAN_CHANNEL=f"unused-{uuid.uuid4().hex}",
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(make_settings(tmp_path))) as client:
         write_measurement(tmp_path / "measurements" / "wired.hdf5", frames=5)
         body = request(client, "GET", "/files").json()
         assert body["directory"] == str((tmp_path / "measurements").resolve())

@@ -11,8 +11,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from icoapi.files.listing import SharedRound
-from icoapi.files.service import MeasurementFileService
 from tests.files.helpers import API, write_measurement
+from tests.support import AppServices
 
 COUNT = 2000  # bench/bench_files.py measures 10,000
 
@@ -23,7 +23,7 @@ def test_large_folders_are_listed_and_each_file_checked_once(
     template = write_measurement(tmp_path / "template.hdf5", frames=10)
     for number in range(COUNT):
         shutil.copyfile(template, measurements / f"m {number:05d}.hdf5")
-    service: MeasurementFileService = client.app.state.files  # type: ignore[attr-defined]
+    service = AppServices(client).files
     first = client.get(f"{API}/files").json()["files"]
     assert len(first) == COUNT
     assert all(entry["invalid"] is None for entry in first)

@@ -7,18 +7,19 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from starlette.testclient import WebSocketDenialResponse
+from starlette.testclient import WebSocketDenialResponse, WebSocketTestSession
 
 from icoapi.core.logging import LogFanout
 from icoapi.logs.service import LogService
+from tests.support import AppServices
 
 STREAM = "/api/v1/logs/stream"
 
 
-def read_until(websocket: object, marker: str, limit: int = 200) -> list[str]:
+def read_until(websocket: WebSocketTestSession, marker: str, limit: int = 200) -> list[str]:
     frames = []
     for _ in range(limit):
-        frame = websocket.receive_text()  # type: ignore[attr-defined]
+        frame = websocket.receive_text()
         frames.append(frame)
         if marker in frame:
             return frames
@@ -54,7 +55,7 @@ def test_every_client_gets_the_line(api: TestClient) -> None:
 
 
 def test_disconnect_unsubscribes(api: TestClient) -> None:
-    fanout: LogFanout = api.app.state.logs.fanout  # type: ignore[attr-defined]
+    fanout: LogFanout = AppServices(api).logs.fanout
     before = fanout.subscriber_count
     with api.websocket_connect(STREAM) as websocket:
         marker = f"sub {uuid.uuid4().hex}"
@@ -65,7 +66,7 @@ def test_disconnect_unsubscribes(api: TestClient) -> None:
 
 
 def test_secret_is_redacted_in_stream(api: TestClient) -> None:
-    api.app.state.configs.redactor.register(["streamed-secret-42"])  # type: ignore[attr-defined]
+    AppServices(api).configs.redactor.register(["streamed-secret-42"])
     marker = f"secret {uuid.uuid4().hex}"
     with api.websocket_connect(STREAM) as websocket:
         logging.getLogger("icoapi.test").warning("%s streamed-secret-42", marker)

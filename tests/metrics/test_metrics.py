@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-from pathlib import Path
 
 import httpx
 from websockets.sync.client import connect
@@ -22,7 +21,7 @@ from tests.measurement.helpers import (
     wait_idle,
 )
 from tests.metrics.support import HISTOGRAM, REQUIRED_SERIES, scrape
-from tests.support import LiveServer
+from tests.support import AppServices, LiveServer
 
 
 def test_every_named_series_is_exported_with_its_type(sim_server: LiveServer) -> None:
@@ -122,7 +121,7 @@ def test_lost_frames_and_the_current_runs_loss(
 
 
 def test_disk_free_bytes_is_the_measurement_volumes(sim_server: LiveServer) -> None:
-    folder: Path = sim_server.app.state.paths.measurements
+    folder = AppServices(sim_server.app).paths.measurements
     reported = scrape(sim_server.url).value("icoapi_disk_free_bytes")
     # Other processes write to the same volume meanwhile: close, not equal.
     assert abs(reported - shutil.disk_usage(folder).free) < 512 * 1024 * 1024
@@ -188,7 +187,7 @@ def test_messages_a_slow_client_lost_are_counted(
         wait_idle(sim_server)
         reader.wait()
         dropped = scrape(sim_server.url).value("icoapi_stream_messages_dropped_total")
-        assert dropped == sim_server.app.state.measurement.stream_clients.dropped
+        assert dropped == AppServices(sim_server.app).measurement.stream_clients.dropped
         # The reading client and the file lost nothing.
         rows, attributes, _ = read_table(measurement_file(sim_server, name))
         assert len(reader.samples) == len(rows)

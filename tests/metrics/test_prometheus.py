@@ -25,7 +25,7 @@ from tests.metrics.prometheus import (
     needs_promtool,
 )
 from tests.metrics.support import scrape
-from tests.support import LiveServer, simulator_of, simulator_options, simulator_settings
+from tests.support import LiveServer, make_settings, simulator_of, simulator_options
 
 
 @needs_prometheus
@@ -33,8 +33,11 @@ def test_prometheus_sees_the_runs_frame_count(
     tmp_path: Path, live_server_factory: Callable[..., LiveServer]
 ) -> None:
     # Access control on and no trusted network: Prometheus must send its token.
-    settings = simulator_settings(
-        tmp_path / "data", ICOAPI_TOKENS_FILE=tmp_path / "tokens.yaml", ICOAPI_TRUSTED_NETWORKS=""
+    settings = make_settings(
+        tmp_path / "data",
+        CAN_INTERFACE="simulator",
+        ICOAPI_TOKENS_FILE=tmp_path / "tokens.yaml",
+        ICOAPI_TRUSTED_NETWORKS="",
     )
     token = add_token(settings.tokens_file, "prometheus", "metrics")
     operator = add_token(settings.tokens_file, "operator", "operator")

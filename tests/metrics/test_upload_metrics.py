@@ -21,7 +21,7 @@ from tests.dataspace.support import (
     write_config,
 )
 from tests.metrics.support import NotifyListener, scrape
-from tests.support import LiveServer, make_settings
+from tests.support import AppServices, LiveServer, make_settings
 
 NAME = "milling__2025-03-01_10-15-00.hdf5"
 
@@ -40,7 +40,7 @@ def test_upload_bytes_failures_and_jobs(
         data = tmp_path / "data"
         write_config(data, s3_connection(proxy.url, new_bucket(s3_endpoint)))
         server = live_server_factory(make_settings(data), dataspace_options=FAST)
-        dataspace = server.app.state.dataspace
+        dataspace = AppServices(server.app).dataspace
         path = measurement(data / "measurements", NAME)
         with httpx.Client(base_url=f"{server.url}/api/v1", timeout=30) as http:
             wait_until(lambda: scrape(server.url).value("icoapi_dataspace_healthy") == 1)

@@ -13,11 +13,11 @@ import can
 import pytest
 from icotronic.can import Connection
 
-from icoapi.core.settings import load_settings
 from icoapi.simulator import configure_icotronic
 from icoapi.simulator.plugin import SimulatorBus, simulator_on
 from icoapi.simulator.protocol import SPU1, STU1, Block, System, encode_identifier
 from icoapi.system.link import CanLinkConfig
+from tests.support import make_settings
 
 from .conftest import _drop_icotronic_log_handlers
 
@@ -119,7 +119,7 @@ async def test_icotronic_drives_the_plugin() -> None:
 
 
 def test_simulator_is_an_alias_of_icosim(tmp_path: Path) -> None:
-    settings = load_settings(env_file=None, ICOAPI_DATA_DIR=tmp_path, CAN_INTERFACE="simulator")
+    settings = make_settings(tmp_path, CAN_INTERFACE="simulator")
     link = CanLinkConfig.from_settings(settings)
     assert link.interface == "icosim"
     assert link.bus_kwargs()["interface"] == "icosim"

@@ -9,7 +9,7 @@ import httpx
 from websockets.sync.client import ClientConnection, connect
 
 from icoapi.simulator import Simulator
-from tests.support import LiveServer
+from tests.support import AppServices, LiveServer
 
 
 def receive(socket: ClientConnection, timeout: float = 10) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def test_state_push_sequence(sim_server: LiveServer, simulator: Simulator) -> No
 
 def test_dead_socket_is_dropped(sim_server: LiveServer, simulator: Simulator) -> None:
     url = f"{sim_server.ws_url}/api/v1/state"
-    state = sim_server.app.state.state
+    state = AppServices(sim_server.app).state
     dead = connect(url, legacy=True)  # closed by hand below, not by a with block
     receive(dead)
     dead.close()

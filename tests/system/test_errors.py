@@ -17,7 +17,7 @@ from icoapi.api import create_app
 from icoapi.simulator import Simulator
 from icoapi.system.service import ICOSystem
 from icoapi.system.timeouts import HardwareTimeouts
-from tests.support import make_settings, simulator_of
+from tests.support import AppServices, make_settings, simulator_of
 
 INCORRECT_STATE = {"detail": "Incorrect request for current ICOtronic system state."}
 UNREACHABLE = {"detail": "STH could not be connected and must be out of reach or discharged."}
@@ -127,7 +127,7 @@ def test_unknown_device_is_404(sim_server_factory: Any) -> None:
 
 def test_status_reads_do_not_wait_for_a_device_search(sim_server_factory: Any) -> None:
     server = sim_server_factory(CAN_DEVICE_SEARCH_TIMEOUT=20)
-    system = server.app.state.system
+    system = AppServices(server.app).system
     simulator: Simulator = simulator_of(server.app)
     # The device is out of reach until the status reads are done.
     mac = simulator.config.devices[0].mac

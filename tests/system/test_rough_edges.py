@@ -25,7 +25,7 @@ from tests.measurement.helpers import (
     start,
     wait_idle,
 )
-from tests.support import LiveServer
+from tests.support import AppServices, LiveServer
 
 NO_RESPONSE = {"detail": "The CAN network did not respond to the request."}
 UNREACHABLE = {"detail": "STH could not be connected and must be out of reach or discharged."}
@@ -107,7 +107,7 @@ def test_error_frames_are_counted_and_harmless(
     connect_device(client, mac)
     name = start(client, instructions(mac, time=1))["data"]["name"]
     wait_idle(sim_server)
-    system = sim_server.app.state.system
+    system = AppServices(sim_server.app).system
     assert system.bus_errors > 20
     _, attributes, _ = file_frames(sim_server, name)
     assert attributes["lost_frames"] == 0
@@ -160,7 +160,7 @@ def test_bus_off_during_a_measurement_recovers_by_itself(
     assert attributes["lost_frames"] == lost
     assert attributes["measurement_status"] == "stopped"
     assert client.get("/stu").status_code == 200
-    log = sim_server.app.state.paths.log_file.read_text()
+    log = AppServices(sim_server.app).paths.log_file.read_text()
     assert "CAN bus-off" in log
     assert "CAN controller restarted after bus-off" in log
 
@@ -214,7 +214,7 @@ def test_service_reopens_a_link_that_stays_bus_off(
     wait_for_state(client, ready=True)
     assert state(client)["link_error"] is None
     assert client.get("/stu").status_code == 200
-    log = sim_server.app.state.paths.log_file.read_text()
+    log = AppServices(sim_server.app).paths.log_file.read_text()
     assert "The CAN controller stayed bus-off for 0.5 s: reopening the link" in log
 
 
@@ -313,7 +313,7 @@ def test_an_adapter_that_stops_receiving_is_reported(
     connect_device(client, mac)
     # The adapter goes away behind the service's back (unplugged): the reader
     # thread fails, the link is reported down, and PUT /reset-can reopens it.
-    sim_server.app.state.system._bus.shutdown()
+    AppServices(sim_server.app).system._bus.shutdown()
     deadline = time.monotonic() + 10
     while (current := state(client))["link_state"] != "disconnected":
         assert time.monotonic() < deadline, current
