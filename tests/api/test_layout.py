@@ -84,3 +84,86 @@ def test_no_package_cycle() -> None:
 def test_cycle_search_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c", "a"]]
+
+
+def module_name(path: Path) -> str:
+    """``.../icoapi/system/service.py`` -> ``icoapi.system.service`` (a package's
+    ``__init__.py`` is the package itself)."""
+    parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def resolve(name: str, known: set[str]) -> str | None:
+    """The module of ``icoapi`` that an imported name lives in: the longest known
+    prefix (``icoapi.core.events.CloudChanged`` -> ``icoapi.core.events``)."""
+    while name:
+        if name in known:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def module_imports(path: Path, module: str) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved against ``module``."""
+    names = imported_modules(path)
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = module.split(".")
+            base = base[: len(base) - node.level + (1 if is_package else 0)]
+            prefix = ".".join([*base, node.module] if node.module else base)
+            names.add(prefix)
+            names.update(f"{prefix}.{alias.name}" for alias in node.names)
+    return names
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Which module of ``icoapi`` imports which other ones (file level)."""
+    paths = {module_name(path): path for path in PACKAGE_ROOT.rglob("*.py")}
+    known = set(paths)
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        targets = {resolve(name, known) for name in module_imports(path, module)}
+        graph[module] = {target for target in targets if target and target != module}
+    return graph
+
+
+def imports_of(package: str) -> set[str]:
+    """Every module imported anywhere in ``icoapi.<package>``."""
+    found: set[str] = set()
+    for path in (PACKAGE_ROOT / package).rglob("*.py"):
+        found |= module_imports(path, module_name(path))
+    return found
+
+
+def test_the_module_graph_sees_known_imports() -> None:
+    graph = module_graph()
+    assert "icoapi.core.settings" in graph["icoapi.api"]
+    assert "icoapi.core.events" in graph["icoapi.measurement.runner"]
+
+
+def test_no_module_cycle() -> None:
+    assert cycles(module_graph()) == []
+
+
+def test_only_hdf5_imports_pytables() -> None:
+    importers = {
+        module_name(path)
+        for path in PACKAGE_ROOT.rglob("*.py")
+        if any(
+            name == "tables" or name.startswith("tables.")
+            for name in module_imports(path, module_name(path))
+        )
+    }
+    assert importers, "the writer imports PyTables: the check must see it"
+    assert {module for module in importers if not module.startswith("icoapi.hdf5")} == set()
+
+
+def test_system_does_not_import_the_simulator() -> None:
+    assert not {name for name in imports_of("system") if name.startswith("icoapi.simulator")}
+
+
+def test_dataspace_does_not_import_state() -> None:
+    assert not {name for name in imports_of("dataspace") if name.startswith("icoapi.state")}
