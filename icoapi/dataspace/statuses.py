@@ -80,21 +80,19 @@ class RemoteListing:
             others = [o for o in self._by_name.get(remote.name, []) if o.id != remote.id]
             self._by_name[remote.name] = [*others, remote] if remote.id is not None else [remote]
 
-    def refresh(self, connector: Connector, current: Callable[[], bool]) -> list[RemoteObject]:
-        """Every object (deleted ones included); stores the listing while
-        ``connector`` is ``current()``.
+    def _join_or_lead(self) -> tuple[_Flight, bool]:
+        """The listing in flight, or a new one this caller must run (decided under
+        the lock, so two callers never both start one)."""
+        with self._lock:
+            if self._flight is not None:
+                return self._flight, False
+            self._flight = _Flight()
+            return self._flight, True
+
+    def _fly(self, flight: _Flight, connector: Connector, current: Callable[[], bool]) -> None:
+        """Run the listing ``flight`` leads; stores it while ``connector`` is ``current()``.
 
         :raises DataspaceError:"""
-        with self._lock:
-            flight = self._flight
-            leader = flight is None
-            if flight is None:
-                flight = self._flight = _Flight()
-        if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return flight.objects
         try:
             flight.objects = connector.list_objects()
             if current():
@@ -106,6 +104,19 @@ class RemoteListing:
             with self._lock:
                 self._flight = None
             flight.done.set()
+
+    def refresh(self, connector: Connector, current: Callable[[], bool]) -> list[RemoteObject]:
+        """Every object (deleted ones included); stores the listing while
+        ``connector`` is ``current()``. Joins a listing already in flight.
+
+        :raises DataspaceError:"""
+        flight, leader = self._join_or_lead()
+        if leader:
+            self._fly(flight, connector, current)
+        else:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
         return flight.objects
 
     def refresh_if_stale(
@@ -115,21 +126,17 @@ class RemoteListing:
         wait for it up to ``wait`` seconds (blocking)."""
         if self.age <= older:
             return
+        flight, leader = self._join_or_lead()
+        if leader:
 
-        def run() -> None:
-            try:
-                self.refresh(connector, current)
-            except DataspaceError as error:
-                logger.debug("Listing for the file statuses failed: %s", error.detail)
+            def run() -> None:
+                try:
+                    self._fly(flight, connector, current)
+                except DataspaceError as error:
+                    logger.debug("Listing for the file statuses failed: %s", error.detail)
 
-        with self._lock:
-            flight = self._flight
-        if flight is None:
-            thread = threading.Thread(target=run, name="dataspace-listing", daemon=True)
-            thread.start()
-            thread.join(wait)
-        else:
-            flight.done.wait(wait)
+            threading.Thread(target=run, name="dataspace-listing", daemon=True).start()
+        flight.done.wait(wait)
 
 
 @dataclass(frozen=True)
