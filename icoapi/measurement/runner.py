@@ -277,13 +277,7 @@ class MeasurementRun:
         self._unwritten = []
         self._unwritten_frames = 0
         self.period.add(batch.lost, len(batch))
-        self.writer.append(
-            batch.counters,
-            batch.frame_times,
-            batch.values,
-            lost=batch.lost,
-            sample_times_s=batch.sample_times,
-        )
+        self.writer.append(batch.counters, batch.sample_times, batch.values, lost=batch.lost)
 
     async def _report_dataloss(self) -> None:
         """Tell clients the loss since the last report, once a second by clock."""

@@ -102,9 +102,9 @@ def sensor_row(channel: str, instruction: ChannelInstruction, sensor: Sensor) ->
         phys_max=sensor.phys_max,
         volt_min=sensor.volt_min,
         volt_max=sensor.volt_max,
-        sensor_type=sensor.sensor_type,
         scaling_factor=sensor.scaling_factor,
         offset=sensor.offset,
+        sensor_type=sensor.sensor_type,
         channel_number=instruction.channel_number,
     )
 
@@ -190,7 +190,6 @@ class MeasurementService:
                         for channel, sensor_def in zip(layout.channels, sensors, strict=True)
                     ],
                     attributes=self._file_attributes(plan, instructions),
-                    channel_sample_rate=plan.channel_rate,
                 )
                 await run_blocking(writer.start)
                 if writer.error is not None:
