@@ -22,6 +22,7 @@ rename), whatever the length of the measurement.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -161,8 +162,6 @@ class CheckpointedJournal:
         """Bytes the journal files take now."""
         total = 0
         for path in (self.journal, self.journal.with_name(self.journal.name + NEXT_SUFFIX)):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 total += path.stat().st_size
-            except FileNotFoundError:
-                pass
         return total

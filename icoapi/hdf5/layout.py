@@ -62,6 +62,16 @@ class FrameShape:
         return cls(values_per_frame=2 if count == 2 else 3, rows_per_frame=3 if count == 1 else 1)
 
 
+def data_bytes_per_second(channels: Sequence[str], sample_rate: float) -> float:
+    """Table bytes per second, uncompressed, at an ADC ``sample_rate`` (all channels).
+
+    An upper bound of what a file grows by: zlib only shrinks typical data (the
+    simulator's to a quarter). Journal and disk estimates use it."""
+    shape = FrameShape.of(channels)
+    row_bytes = 1 + 8 + 4 * len(channels)  # counter, timestamp, one float per channel
+    return sample_rate / shape.values_per_frame * shape.rows_per_frame * row_bytes
+
+
 @dataclass(frozen=True)
 class SensorRow:
     """The sensor of one active measurement channel, as stored in ``/sensors``.

@@ -189,9 +189,7 @@ def _append_salvaged(
     if not path.exists():
         raise ValueError(f"the journal starts at row {first_row} but the file is gone")
     first_timestamp = _first_journal_timestamp(journal, table.dtype)
-    chunks = salvage_chunks(
-        path, table.dtype, chunk_rows, first_row // chunk_rows, first_timestamp
-    )
+    chunks = salvage_chunks(path, table.dtype, chunk_rows, first_row // chunk_rows, first_timestamp)
     for offset, _ in chunks:
         table.append(read_chunk(path, offset, table.dtype, chunk_rows))
 

@@ -95,9 +95,7 @@ def salvage_chunks(
     return [(offset, index * chunk_rows) for index, (_, (offset, _)) in enumerate(ordered)]
 
 
-def read_chunk(
-    path: Path, offset: int, dtype: np.dtype[Any], chunk_rows: int
-) -> npt.NDArray[Any]:
+def read_chunk(path: Path, offset: int, dtype: np.dtype[Any], chunk_rows: int) -> npt.NDArray[Any]:
     """The rows of the chunk at ``offset`` (found by :func:`salvage_chunks`)."""
     window = chunk_rows * dtype.itemsize + chunk_rows * dtype.itemsize // 100 + 1024
     with open(path, "rb") as file:
@@ -106,4 +104,3 @@ def read_chunk(
     if decoded is None:
         raise SalvageError(f"{path.name}: the chunk at byte {offset} no longer decodes")
     return decoded[0]
-

@@ -47,7 +47,10 @@ NUMBERS = {"first": 1, "second": 5, "third": 6}
 def sensor_row(channel: str, definition: dict[str, Any], channel_number: int) -> SensorRow:
     """A row with the coefficients the sensors package computes for ``definition``."""
     k, d = sensor_coefficients(
-        definition["phys_min"], definition["phys_max"], definition["volt_min"], definition["volt_max"]
+        definition["phys_min"],
+        definition["phys_max"],
+        definition["volt_min"],
+        definition["volt_max"],
     )
     return SensorRow(
         channel=channel, channel_number=channel_number, scaling_factor=k, offset=d, **definition

@@ -129,7 +129,9 @@ def test_readable_by_icotronic_storage(
     make_writer: Factory, tmp_path: Path, channels: list[str]
 ) -> None:
     writer = make_writer(channels)
-    counters, timestamps, values = frames(3175, rows_per_frame=FrameShape.of(channels).rows_per_frame)
+    counters, timestamps, values = frames(
+        3175, rows_per_frame=FrameShape.of(channels).rows_per_frame
+    )
     lost = np.ones(len(counters), bool)
     lost[100:110] = False  # ten frames lost
     writer.append(counters[lost], timestamps[lost], values[lost], lost=10)
