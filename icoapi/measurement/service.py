@@ -162,7 +162,9 @@ class MeasurementService:
             plan = active.run.plan
             rate = data_bytes_per_second(plan.layout.channels, plan.adc.sample_rate)
         else:
-            rate = data_bytes_per_second(["first"], ADCSettings.model_validate(DEFAULT_ADC).sample_rate)
+            rate = data_bytes_per_second(
+                ["first"], ADCSettings.model_validate(DEFAULT_ADC).sample_rate
+            )
         free = free_bytes(self.paths.measurements)
         return disk_space(free, self.settings.ICOAPI_DISK_RESERVE_BYTES, rate)
 
