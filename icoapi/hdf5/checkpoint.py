@@ -8,7 +8,7 @@ Between checkpoints the journal grows by the rows the writer takes (see
    decodes from the disk (with :mod:`icoapi.hdf5.salvage`, the reader recovery
    uses when the file's index is damaged) to the rows the table holds;
 3. writes a new journal beside the old one: a header with everything written so
-   far except the rows (layout, sensors, attributes, metadata, frames lost),
+   far except the rows and metadata (layout, sensors, attributes, frames lost),
    ``first_row`` = the start of the table's last, partly filled chunk, and the
    rows from there on (less than one chunk); fsyncs it;
 4. renames it over the old journal (atomic) and fsyncs the folder.
@@ -18,6 +18,10 @@ its ``first_row``; the rows before it are in full chunks that were verified on
 disk and are never written again. The journal therefore holds at most one
 checkpoint interval plus one chunk of rows (plus both for the moment of the
 rename), whatever the length of the measurement.
+
+Metadata documents (up to 7 MiB each, pictures included) are not copied at each
+checkpoint: each is also appended once to ``<journal>.meta`` beside the journal,
+which recovery reads when it rebuilds a file.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ from icoapi.hdf5.salvage import decode_chunk
 logger = logging.getLogger(__name__)
 
 NEXT_SUFFIX = ".next"
+METADATA_SUFFIX = ".meta"
+
+
+def metadata_path(journal: Path) -> Path:
+    """The side file with the metadata documents of a journal's measurement."""
+    return journal.with_name(journal.name + METADATA_SUFFIX)
 
 
 def fsync_path(path: Path, directory: bool = False) -> None:
@@ -67,7 +77,6 @@ class CheckpointedJournal:
         self.interval = interval
         self.header: dict[str, Any] = {
             **header,
-            "metadata": [],
             "first_row": 0,
             "lost": 0,
             "chunk_rows": chunk_rows,
@@ -78,6 +87,7 @@ class CheckpointedJournal:
         self.verified_chunks = 0
         self.last_checkpoint = time.monotonic()
         self._failed_verification = False
+        self._metadata: JournalWriter | None = None
         self._writer = JournalWriter(self.journal)
         self._writer.write_json(RecordKind.HEADER, self.header)
         self._writer.sync()
@@ -93,7 +103,10 @@ class CheckpointedJournal:
     def write_metadata(self, prefix: str, document: dict[str, Any]) -> None:
         record = {"prefix": prefix, "metadata": document}
         self._writer.write_json(RecordKind.METADATA, record)
-        self.header["metadata"].append(record)
+        if self._metadata is None:
+            self._metadata = JournalWriter(metadata_path(self.journal))
+        self._metadata.write_json(RecordKind.METADATA, record)
+        self._metadata.sync()
 
     def sync(self) -> None:
         self._writer.sync()
@@ -157,11 +170,14 @@ class CheckpointedJournal:
 
     def close(self, remove: bool) -> None:
         self._writer.close(remove=remove)
+        if self._metadata is not None:
+            self._metadata.close(remove=remove)
 
     def size(self) -> int:
         """Bytes the journal files take now."""
         total = 0
-        for path in (self.journal, self.journal.with_name(self.journal.name + NEXT_SUFFIX)):
+        following = self.journal.with_name(self.journal.name + NEXT_SUFFIX)
+        for path in (self.journal, following, metadata_path(self.journal)):
             with contextlib.suppress(FileNotFoundError):
                 total += path.stat().st_size
         return total

@@ -34,7 +34,7 @@ import numpy as np
 import tables
 
 from icoapi.hdf5 import metadata as metadata_io
-from icoapi.hdf5.checkpoint import NEXT_SUFFIX, fsync_path
+from icoapi.hdf5.checkpoint import METADATA_SUFFIX, NEXT_SUFFIX, fsync_path, metadata_path
 from icoapi.hdf5.journal import (
     LOST,
     SUFFIX,
@@ -86,6 +86,10 @@ def recover_interrupted(folder: Path) -> list[Recovery]:
         following.unlink(missing_ok=True)
     for journal in sorted(folder.glob(f".*.hdf5{SUFFIX}")):
         results.append(recover_file(journal))
+    # Metadata side files whose journal is gone (the process ended between the two).
+    for side in folder.glob(f".*.hdf5{SUFFIX}{METADATA_SUFFIX}"):
+        if not side.with_name(side.name[: -len(METADATA_SUFFIX)]).exists():
+            side.unlink(missing_ok=True)
     return results
 
 
@@ -99,6 +103,7 @@ def recover_file(journal: Path) -> Recovery:
         logger.error("Could not recover %s: %s", path.name, describe_error(error))
         return Recovery(path, 0, False, describe_error(error))
     journal.unlink(missing_ok=True)
+    metadata_path(journal).unlink(missing_ok=True)
     logger.info(
         "Recovered interrupted measurement %s: %d rows, %d frames lost%s%s",
         path.name,
@@ -171,8 +176,12 @@ def _rebuild(journal: Path, header: dict[str, Any], path: Path) -> Recovery:
         first_row = int(header.get("first_row", 0))
         if first_row:
             _append_salvaged(journal, path, table, int(header["chunk_rows"]), first_row)
-        for record in header.get("metadata", []):
-            metadata_io.write_metadata(h5, record["prefix"], record["metadata"])
+        side = metadata_path(journal)
+        if side.exists():
+            for kind, payload in read_journal(side):
+                if kind is RecordKind.METADATA:
+                    record = json.loads(payload)
+                    metadata_io.write_metadata(h5, record["prefix"], record["metadata"])
         result = _replay(journal, header, h5, check=False)
         h5.flush()
     finally:

@@ -68,6 +68,7 @@ class KillResult:
     missing_handed_seconds: float  # data handed to the writer before the kill, not in the file
     problem: str | None = None
     rebuilt: bool = False  # the HDF5 file was unreadable and rebuilt from the journal
+    damaged: bool = False  # its HDF5 index was destroyed after the kill
 
 
 INDEX_BYTES = 4096  # the superblock and root group of a measurement file
@@ -184,4 +185,5 @@ def kill_once(
         max(0.0, last_seconds - last),
         problem,
         rebuilt,
+        damage_index,
     )

@@ -13,7 +13,7 @@ import pytest
 import tables
 from icotronic.measurement.storage import Storage
 
-from icoapi.hdf5.journal import journal_path
+from icoapi.hdf5.journal import RecordKind, journal_path, read_journal
 from icoapi.hdf5.metadata import read_metadata
 from icoapi.hdf5.recovery import recover_interrupted
 from tests.hdf5.crash import DEFAULT_FRAME_RATE, ROOT, kill_once
@@ -30,8 +30,9 @@ from icoapi.hdf5.writer import MeasurementWriter
 from tests.hdf5.helpers import sensor_rows
 
 path, frames, flush = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+checkpoint = float(sys.argv[6])
 writer = MeasurementWriter(path, ["first", "second", "third"], sensor_rows(["first"]), {},
-                           flush_interval=flush)
+                           flush_interval=flush, checkpoint_interval=checkpoint)
 writer.start()
 index = np.arange(frames)
 writer.set_attributes(Start_Time="2026-01-01T00:00:00")
@@ -41,12 +42,16 @@ for part in np.array_split(index, int(sys.argv[5])):  # one journal record each
     writer.append(part % 256, part / 1000, np.ones((len(part), 3)), lost=5)
 while writer.rows < frames:  # the rows are in the journal once the thread took them
     time.sleep(0.01)
+while checkpoint < 1 and writer.checkpoints < 1:
+    time.sleep(0.01)
 print("journaled", flush=True)
 time.sleep(600)
 """
 
 
-def killed_writer(path: Path, frames: int, flush_interval: float, batches: int = 1) -> None:
+def killed_writer(
+    path: Path, frames: int, flush_interval: float, batches: int = 1, checkpoint: float = 5.0
+) -> None:
     """Run a writer in a child process that journals ``frames`` frames in
     ``batches`` batches (5 frames lost before each) and metadata, then kill it
     with SIGKILL."""
@@ -60,6 +65,7 @@ def killed_writer(path: Path, frames: int, flush_interval: float, batches: int =
             str(flush_interval),
             str(NOTE),
             str(batches),
+            str(checkpoint),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -175,3 +181,20 @@ def test_sigkill_across_checkpoints(tmp_path: Path, seed: int, damage_index: boo
     assert result.rebuilt == damage_index
     assert result.rows >= result.expected_rows
     assert result.missing_seconds < 1.0
+
+
+def test_metadata_survives_a_checkpoint_and_a_destroyed_index(tmp_path: Path) -> None:
+    """After a checkpoint the journal no longer repeats the metadata; its side
+    file keeps it for a rebuild."""
+    path = tmp_path / "m.hdf5"
+    killed_writer(path, 500, flush_interval=0.05, checkpoint=0.01)
+    kinds = [kind for kind, _ in read_journal(journal_path(path))]
+    assert RecordKind.METADATA not in kinds  # the journal was restarted
+    path.write_bytes(b"\0" * 4096)
+    [result] = recover_interrupted(tmp_path)
+    assert (result.rows, result.rebuilt, result.error) == (500, True, None)
+    assert not list(tmp_path.glob(".*"))  # journal and side file are gone
+    with tables.open_file(str(path)) as h5:
+        assert json.loads(read_metadata(h5, "pre") or "") == BIG
+        assert h5.root.acceleration.attrs["Start_Time"] == "2026-01-01T00:00:00"
+        assert h5.root.acceleration.attrs["lost_frames"] == 5
