@@ -2,13 +2,10 @@
 
 The caller (the measurement runner) hands over batches of frames; the thread
 turns them into table rows, appends them to the journal at once and to the HDF5
-file with each flush (at least once a second). See :mod:`icoapi.hdf5.layout` for
-the file layout, :mod:`icoapi.hdf5.journal` for why a journal is kept and
+file with each flush (at least once a second; in memory meanwhile, at most
+``MAX_PENDING_ROWS``). See :mod:`icoapi.hdf5.layout` for the file layout,
+:mod:`icoapi.hdf5.journal` for why a journal is kept and
 :mod:`icoapi.hdf5.checkpoint` for how it stays a few seconds long.
-
-Rows are collected in memory between flushes (at most ``MAX_PENDING_ROWS``) and
-written together with the flush: between two flushes the HDF5 file on disk is
-left alone, so most kills leave a consistent file even without the journal.
 """
 
 from __future__ import annotations
@@ -170,15 +167,13 @@ class MeasurementWriter:
 
     @property
     def journal_bytes(self) -> int:
-        """Bytes the journal takes on disk now (0 without one)."""
-        journal = self._journal
-        return journal.size() if journal is not None else 0
+        """Bytes the journal files take on disk now (0 without a journal)."""
+        return self._journal.size() if self._journal is not None else 0
 
     @property
     def checkpoints(self) -> int:
         """Journal checkpoints done so far."""
-        journal = self._journal
-        return journal.checkpoints if journal is not None else 0
+        return self._journal.checkpoints if self._journal is not None else 0
 
     @property
     def frames(self) -> int:
