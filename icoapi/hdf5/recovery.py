@@ -6,9 +6,9 @@ process ended while the file was written. The journal holds the rows from its
 the writer verified on disk before it restarted the journal). For each one:
 
 * if the HDF5 file opens, holds its tables and agrees with the journal (it has
-  at least ``first_row`` rows, and the rows it has beyond that are the
-  journal's), the rows it lacks are appended and the attribute and metadata
-  updates of the journal are applied again;
+  at least ``first_row`` rows, those read back in time order, and the rows it
+  has beyond that are the journal's), the rows it lacks are appended and the
+  attribute and metadata updates of the journal are applied again;
 * otherwise the file is rebuilt into a temporary file that then replaces it:
   the rows before ``first_row`` from the old file's full chunks, read without
   its HDF5 index (:mod:`icoapi.hdf5.salvage`), then the journal's;
@@ -57,6 +57,7 @@ from icoapi.hdf5.salvage import read_chunk, salvage_chunks
 logger = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted"
+CHECK_BLOCK_ROWS = 1_048_576  # rows read at a time when a file is checked (8 MiB)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,17 @@ def _first_journal_timestamp(journal: Path, dtype: np.dtype[Any]) -> int:
     return 2**63  # no rows after the chunks: any time
 
 
+def _check_readable(table: Any, stop: int) -> None:
+    """The rows before the journal read back through the file's index, their
+    times in order (a torn index node would show here)."""
+    previous = -1
+    for start in range(0, stop, CHECK_BLOCK_ROWS):
+        times = table.read(start, min(start + CHECK_BLOCK_ROWS, stop), field="timestamp")
+        if len(times) and (int(times[0]) < previous or np.any(times[1:] < times[:-1])):
+            raise JournalMismatchError(f"rows {start} onwards are out of order")
+        previous = int(times[-1]) if len(times) else previous
+
+
 def _replay(journal: Path, header: dict[str, Any], h5: tables.File, *, check: bool) -> Recovery:
     """Append the rows the file lacks, apply the updates, mark it interrupted.
 
@@ -223,6 +235,8 @@ def _replay(journal: Path, header: dict[str, Any], h5: tables.File, *, check: bo
     seen = int(header.get("first_row", 0))  # rows of the measurement so far
     if check and present < seen:
         raise JournalMismatchError(f"{present} rows, the journal starts at row {seen}")
+    if check:
+        _check_readable(table, seen)
     lost = int(header.get("lost", 0))
     damage = JournalDamage()
     damaged_rows = 0  # of the damaged records' rows, those counted so far
