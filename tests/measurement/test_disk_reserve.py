@@ -64,20 +64,20 @@ def test_start_below_the_reserve_is_refused_and_creates_nothing(
 def test_timed_start_is_refused_when_its_file_would_not_fit(
     sim_server_factory: Any, tmp_path: Path
 ) -> None:
-    # 200 MiB above the reserve: a 3 s measurement fits, an hour's (~450 MiB
-    # of uncompressed rows) does not.
-    reserve = free_space(tmp_path) - 200 * MIB
+    # 2 GiB above the reserve (room for other processes writing meanwhile): a
+    # short measurement fits, a day's (~10 GiB of uncompressed rows) does not.
+    reserve = free_space(tmp_path) - 2048 * MIB
     server, http, mac = serve(sim_server_factory, tmp_path, ICOAPI_DISK_RESERVE_BYTES=reserve)
     with contextlib.closing(http):
         disk = http.get("/measurement").json()["disk"]
         assert disk["reserve_bytes"] == reserve
         expected = (disk["free_bytes"] - reserve) / DEFAULT_ROW_BYTES_PER_SECOND
         assert disk["recordable_seconds"] == pytest.approx(expected, rel=0.01)
-        assert 1000 < disk["recordable_seconds"] < 2000
-        response = http.post("/measurement/start", json=instructions(mac, time=3600))
+        assert 10_000 < disk["recordable_seconds"] < 25_000
+        response = http.post("/measurement/start", json=instructions(mac, time=86_400))
         assert response.status_code == 507
         detail = response.json()["detail"]
-        assert "estimated at" in detail and "3600 s" in detail
+        assert "estimated at" in detail and "86400 s" in detail
         assert list(server.app.state.paths.measurements.iterdir()) == []
         name = start(http, instructions(mac, time=1))["data"]["name"]
         wait_idle(server)
@@ -89,7 +89,7 @@ def test_run_reaching_the_reserve_stops_cleanly_with_everything_kept(
     sim_server_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="icoapi.measurement.reserve")
-    reserve = free_space(tmp_path) - 512 * MIB
+    reserve = free_space(tmp_path) - 2048 * MIB
     server, http, mac = serve(sim_server_factory, tmp_path, ICOAPI_DISK_RESERVE_BYTES=reserve)
     filler = tmp_path / "filler"
     simulator = server.app.state.system.simulator
@@ -101,9 +101,9 @@ def test_run_reaching_the_reserve_stops_cleanly_with_everything_kept(
             lambda: device.streamer is not None and device.streamer.frames_sent > 3000,
             timeout=30,
         )
-        # Something else fills the disk: 1 GiB really allocated on the same volume.
+        # Something else fills the disk: 4 GiB really allocated on the same volume.
         with open(filler, "wb") as file:
-            os.posix_fallocate(file.fileno(), 0, 1024 * MIB)
+            os.posix_fallocate(file.fileno(), 0, 4096 * MIB)
         try:
             wait_idle(server)
             stream.wait()
