@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from icoapi.hdf5.journal import JournalWriter, RecordKind, journal_path
 from icoapi.hdf5.salvage import decode_chunk
@@ -88,13 +89,17 @@ class CheckpointedJournal:
         self.last_checkpoint = time.monotonic()
         self._failed_verification = False
         self._metadata: JournalWriter | None = None
+        self._newest_us = 0  # sample time of the newest row journaled
+        self._checkpoint_us = 0  # ... as of the last checkpoint
         self._writer = JournalWriter(self.journal)
         self._writer.write_json(RecordKind.HEADER, self.header)
         self._writer.sync()
 
-    def write_rows(self, rows: memoryview, lost: int) -> None:
-        self._writer.write_rows(rows, lost)
+    def write_rows(self, rows: npt.NDArray[Any], lost: int) -> None:
+        self._writer.write_rows(memoryview(rows).cast("B"), lost)
         self.lost += lost
+        if len(rows):
+            self._newest_us = int(rows["timestamp"][-1])
 
     def write_attributes(self, document: dict[str, Any]) -> None:
         self._writer.write_json(RecordKind.ATTRIBUTES, document)
@@ -113,13 +118,18 @@ class CheckpointedJournal:
 
     @property
     def due(self) -> bool:
-        return time.monotonic() - self.last_checkpoint >= self.interval
+        """The interval passed by the clock, or the journal holds that much data
+        (after a slow fsync, say, the rows that waited arrive in a burst)."""
+        if time.monotonic() - self.last_checkpoint >= self.interval:
+            return True
+        return self._newest_us - self._checkpoint_us >= self.interval * 1e6
 
     def checkpoint(self, table: Any, rows: int) -> bool:
         """Restart the journal after a flush that put ``rows`` rows into the file
         (the caller holds the HDF5 lock and has no rows pending). False if the
         file could not be verified (the journal then goes on growing)."""
         self.last_checkpoint = time.monotonic()
+        self._checkpoint_us = self._newest_us
         fsync_path(self.path)
         rows = int(rows)
         full_chunks = rows // self.chunk_rows

@@ -425,7 +425,7 @@ class MeasurementWriter:
             for index, channel in enumerate(self.channels):
                 rows[AXES[channel]] = values[:, index]
         if self._journal is not None:
-            self._journal.write_rows(memoryview(rows).cast("B"), lost)
+            self._journal.write_rows(rows, lost)
         self._pending.append(rows)
         self._pending_rows += len(rows)
         self._rows += len(rows)
