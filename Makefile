@@ -66,6 +66,7 @@ bench: install
 	$(PY) bench/bench_dataspace.py
 	$(PY) bench/bench_crash.py
 	$(PY) bench/bench_files.py
+	$(PY) bench/bench_endurance.py
 
 ## Serve the simulator alone over TCP (socketcand protocol) on port 29536.
 simulator: install

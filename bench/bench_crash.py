@@ -2,10 +2,14 @@
 
 Each round starts a writer process that records single-channel frames at 10x the
 default frame rate (the simulator's rate multiplier 10: 31.7 k frames/s, 95 k
-rows/s) with the service's flush interval, kills it with SIGKILL at a random
-moment 0.3–3 s in (some kills land during an HDF5 flush), then recovers the file
-as the service does at startup (:mod:`icoapi.hdf5.recovery`) and checks it with
-PyTables and icotronic's ``Storage``.
+rows/s) with the service's flush interval and a journal checkpoint every 0.5 s
+(``--checkpoint-interval``; the service's default is 5 s, a short one puts
+kills among checkpoints), kills it with SIGKILL at a random moment 0.3–4 s in
+(some kills land during an HDF5 flush or a checkpoint), for every 4th kill
+destroys the file's HDF5 index afterwards (``--damage-every``: the worst a kill
+in the middle of an index update can do), then recovers the file as the service
+does at startup (:mod:`icoapi.hdf5.recovery`) and checks it with PyTables and
+icotronic's ``Storage``.
 
 Prints: kills survived (file readable, frames complete and in order, marked
 ``interrupted``, holding every row handed over at least 1 s before the kill), and
@@ -34,19 +38,29 @@ def main() -> None:
     parser.add_argument("--multiplier", type=float, default=10.0)
     parser.add_argument("--flush-interval", type=float, default=1.0)
     parser.add_argument("--parallel", type=int, default=2, help="writers killed at once")
+    parser.add_argument("--checkpoint-interval", type=float, default=0.5)
+    parser.add_argument("--damage-every", type=int, default=4, help="0: never")
     args = parser.parse_args()
     rate = DEFAULT_FRAME_RATE * args.multiplier
     print(
         f"icoapi crash benchmark: {args.kills} SIGKILLs of a writer at "
         f"{rate * 3 / 1000:.1f} k samples/s (x{args.multiplier:g}), flush every "
-        f"{args.flush_interval:g} s"
+        f"{args.flush_interval:g} s, journal checkpoint every {args.checkpoint_interval:g} s"
     )
     with tempfile.TemporaryDirectory(prefix="icoapi-crash-") as folder:
 
         def round_(seed: int) -> KillResult:
             directory = Path(folder) / str(seed)
             directory.mkdir()
-            return kill_once(directory, rate, args.flush_interval, seed)
+            return kill_once(
+                directory,
+                rate,
+                args.flush_interval,
+                seed,
+                checkpoint_interval=args.checkpoint_interval,
+                damage_index=bool(args.damage_every) and seed % args.damage_every == 0,
+                longest=4.0,
+            )
 
         with ThreadPoolExecutor(args.parallel) as pool:
             results = list(pool.map(round_, range(args.kills)))
@@ -59,7 +73,8 @@ def main() -> None:
     rebuilt = sum(1 for r in results if r.rebuilt)
     print(
         f"  kills survived: {len(survived)}/{len(results)} (completed from the journal: "
-        f"{recovered}, of them with the HDF5 file rebuilt: {rebuilt})"
+        f"{recovered}, of them rebuilt from chunks and journal: {rebuilt}, of which "
+        f"{sum(1 for r in results if r.rebuilt and r.damaged)} had the index destroyed)"
     )
     if missing:
         print(

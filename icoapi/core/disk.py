@@ -1,4 +1,4 @@
-"""Capacity of the volume that holds the measurements."""
+"""Capacity of the volume that holds the measurements, and the reserve kept on it."""
 
 from __future__ import annotations
 
@@ -24,3 +24,33 @@ def disk_capacity(folder: Path) -> DiskCapacity:
     except OSError:
         return DiskCapacity()
     return DiskCapacity(total=round(usage.total / GIB, 2), available=round(usage.free / GIB, 2))
+
+
+class DiskSpace(BaseModel):
+    """Free space for measurements: what the reserve (``ICOAPI_DISK_RESERVE_BYTES``)
+    leaves, and how long a measurement can record into it."""
+
+    free_bytes: int | None = Field(
+        description="Free bytes on the measurement volume (null: cannot be read)."
+    )
+    reserve_bytes: int = Field(description="Bytes kept free: measurements stop before them.")
+    recordable_seconds: float | None = Field(
+        description="Seconds a measurement can still record before the reserve, estimated "
+        "for the running measurement's settings or else for the default ones (one "
+        "channel, default ADC settings) from the uncompressed data rate."
+    )
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes an unprivileged process can still write on ``folder``'s volume."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def disk_space(free: int | None, reserve: int, bytes_per_second: float) -> DiskSpace:
+    recordable = None
+    if free is not None and bytes_per_second > 0:
+        recordable = round(max(free - reserve, 0) / bytes_per_second, 1)
+    return DiskSpace(free_bytes=free, reserve_bytes=reserve, recordable_seconds=recordable)

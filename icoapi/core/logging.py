@@ -223,6 +223,27 @@ class LogSubscription:
         self._fanout._unsubscribe(self)
 
 
+class BoundedRotatingFileHandler(RotatingFileHandler):
+    """Rotates the log file at ``maxBytes`` and keeps ``backupCount`` old ones, so
+    the logs take at most ``maxBytes * (backupCount + 1)`` bytes (plus one line).
+
+    With ``backupCount`` 0 the file starts over when full: the standard handler
+    would never roll over then, and the file would grow without bound."""
+
+    def doRollover(self) -> None:
+        if self.backupCount > 0:
+            super().doRollover()
+            return
+        if self.stream:
+            self.stream.close()
+        self.stream = open(self.baseFilename, "w", encoding=self.encoding)  # noqa: SIM115
+
+
+def log_size_limit(max_bytes: int, backup_count: int) -> int:
+    """The most disk the log files take (one line more at most)."""
+    return max_bytes * (backup_count + 1)
+
+
 def _text_formatter(color: bool = False) -> logging.Formatter:
     return ColorFormatter(TEXT_FORMAT) if color else logging.Formatter(TEXT_FORMAT)
 
@@ -246,7 +267,7 @@ def setup_logging(
     )
 
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    file_handler = RotatingFileHandler(
+    file_handler = BoundedRotatingFileHandler(
         log_file,
         maxBytes=settings.LOG_MAX_BYTES,
         backupCount=settings.LOG_BACKUP_COUNT,
@@ -274,4 +295,11 @@ def setup_logging(
     library_level = logging.INFO if root.level <= logging.DEBUG else logging.WARNING
     for name in ("can", "icotronic", "multipart", "asyncio", "websockets"):
         logging.getLogger(name).setLevel(library_level)
+    logging.getLogger(__name__).info(
+        "Logging to %s: rotated at %d bytes, %d old files kept, at most %d bytes in total",
+        log_file,
+        settings.LOG_MAX_BYTES,
+        settings.LOG_BACKUP_COUNT,
+        log_size_limit(settings.LOG_MAX_BYTES, settings.LOG_BACKUP_COUNT),
+    )
     return redactor, fanout

@@ -218,6 +218,21 @@ class Settings(BaseSettings):
         "every row; longer files are sent as a min/max envelope of at most this many.",
     )
 
+    # --- Measurement storage (disk reserve, journal checkpoints) ---------------------
+    ICOAPI_DISK_RESERVE_BYTES: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Free space kept on the measurement volume: a start that would go "
+        "below it gets 507, a running measurement stops cleanly when it is reached.",
+    )
+    ICOAPI_JOURNAL_CHECKPOINT_SECONDS: float = Field(
+        5.0,
+        ge=0.2,
+        le=10.0,
+        description="Seconds between journal checkpoints while a measurement is written "
+        "(the journal holds at most this plus one table chunk of rows).",
+    )
+
     @field_validator(
         "VITE_API_ORIGINS",
         "ICOAPI_TRUSTED_NETWORKS",

@@ -3,20 +3,29 @@
 HDF5 (through PyTables) has no journal of its own: a process killed or a power
 cut while the library flushes can leave a file whose internal structures point
 past its end. So the writer first appends everything it puts into the HDF5 file
-to ``.<name>.hdf5.journal``: a header (layout, sensors, initial attributes),
-then rows, attribute and metadata updates in order. The journal is fsynced at
-least once a second (before each HDF5 flush); a clean close removes it, so a
-journal found at startup marks an interrupted measurement, and
-:mod:`icoapi.hdf5.recovery` completes or rebuilds the file from it.
+to ``.<name>.hdf5.journal``: a header, then rows, attribute and metadata updates
+in order. The journal is fsynced at least once a second (before each HDF5
+flush); a clean close removes it, so a journal found at startup marks an
+interrupted measurement, and :mod:`icoapi.hdf5.recovery` completes or rebuilds
+the file from it.
+
+The journal does not grow with the measurement: at each checkpoint the writer
+starts a new one (see :mod:`icoapi.hdf5.checkpoint`). Its header says where it
+begins: ``first_row`` (a chunk boundary of the table: the rows before it are in
+full, compressed chunks of the fsynced HDF5 file, which recovery can read even
+when the file's own index is damaged), the frames ``lost`` before it, the
+layout, sensors and every attribute and metadata document written so far.
 
 Record format (little endian)::
 
     magic b"ICOJ" | kind u8 | payload length u32 | CRC-32 of payload u32 | payload
 
-Reading stops at the first record that is cut off or whose checksum does not
-match (the tail written just before the kill); everything before it is valid.
-While a measurement runs the journal holds the raw rows (about the size of the
-uncompressed data: 133 kB/s at the default single-channel rate).
+Reading stops at the first record that is cut off (the tail written just
+before the kill) or has no valid header; a complete record whose checksum does
+not match is skipped and reported (:class:`JournalDamage`): its frames count as
+lost.
+While a measurement runs the journal holds the raw rows since the last
+checkpoint (uncompressed: 124 kB/s at the default single-channel rate).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,7 +47,7 @@ SUFFIX = ".journal"
 
 
 class RecordKind(IntEnum):
-    HEADER = 1  # JSON: channels, sensors, attributes, row dtype
+    HEADER = 1  # JSON: channels, sensors, attributes, metadata, first_row, lost, chunk_rows
     ROWS = 2  # u64 frames lost before these rows, then the rows' raw bytes
     ATTRIBUTES = 3  # JSON: {name: value}
     METADATA = 4  # JSON: {"prefix": ..., "metadata": ...}
@@ -105,8 +115,30 @@ class JournalWriter:
             self.path.unlink(missing_ok=True)
 
 
-def read_journal(path: Path) -> Iterator[tuple[RecordKind, bytes]]:
-    """The valid records of a journal, in order; stops at the first damaged one."""
+@dataclass
+class JournalDamage:
+    """Rows records a reader could not use: their rows are lost.
+
+    ``row_bytes`` counts the row bytes the damaged records claimed (their
+    headers were intact), ``records`` how many there were."""
+
+    records: int = 0
+    row_bytes: int = 0
+
+    def add(self, kind: int, length: int) -> None:
+        self.records += 1
+        if kind == RecordKind.ROWS:
+            self.row_bytes += max(length - LOST.size, 0)
+
+
+def read_journal(
+    path: Path, damage: JournalDamage | None = None
+) -> Iterator[tuple[RecordKind, bytes]]:
+    """The valid records of a journal, in order.
+
+    A record with an intact header but a wrong checksum is skipped and counted
+    in ``damage``; one cut off by the end of the file (the write the process
+    did not finish) ends the journal."""
     with open(path, "rb") as file:
         while True:
             head = file.read(RECORD.size)
@@ -116,6 +148,10 @@ def read_journal(path: Path) -> Iterator[tuple[RecordKind, bytes]]:
             if magic != MAGIC or kind not in RecordKind._value2member_map_:
                 return
             payload = file.read(length)
-            if len(payload) < length or zlib.crc32(payload) != crc:
-                return
+            if len(payload) < length:
+                return  # the record being written when the process ended
+            if zlib.crc32(payload) != crc:
+                if damage is not None:
+                    damage.add(kind, length)
+                continue
             yield RecordKind(kind), payload

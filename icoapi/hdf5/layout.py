@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import tables
 
-from icoapi.sensors.schemas import sensor_coefficients
+from icoapi import __version__
 
 HDF5_LOCK = threading.RLock()
 """Serialises all PyTables/HDF5 calls of the process (the HDF5 build is not thread-safe)."""
@@ -46,11 +46,41 @@ EMBEDDED_GROUP = "embedded_files"
 
 
 @dataclass(frozen=True)
+class FrameShape:
+    """How the samples of one streaming frame sit in the frame and in the file.
+
+    A frame carries 3 values when one or three channels are active (one channel:
+    three consecutive samples of it) and 2 values when two are; one active channel
+    gives 3 file rows per frame, more give one. The writer, recovery and (through
+    ``ChannelLayout``) the converter and the live stream use this one definition."""
+
+    values_per_frame: int
+    rows_per_frame: int
+
+    @classmethod
+    def of(cls, channels: Sequence[str]) -> FrameShape:
+        count = len(channels)
+        if not 1 <= count <= len(CHANNELS):
+            raise ValueError(f"1 to {len(CHANNELS)} channels, not {count}")
+        return cls(values_per_frame=2 if count == 2 else 3, rows_per_frame=3 if count == 1 else 1)
+
+
+def data_bytes_per_second(channels: Sequence[str], sample_rate: float) -> float:
+    """Table bytes per second, uncompressed, at an ADC ``sample_rate`` (all channels).
+
+    An upper bound of what a file grows by: zlib only shrinks typical data (the
+    simulator's to a quarter). Journal and disk estimates use it."""
+    shape = FrameShape.of(channels)
+    row_bytes = 1 + 8 + 4 * len(channels)  # counter, timestamp, one float per channel
+    return sample_rate / shape.values_per_frame * shape.rows_per_frame * row_bytes
+
+
+@dataclass(frozen=True)
 class SensorRow:
     """The sensor of one active measurement channel, as stored in ``/sensors``.
 
-    ``scaling_factor``/``offset`` default to the sensor's ``k``/``d``
-    (``phys = volts * k + d``)."""
+    ``scaling_factor``/``offset`` are the sensor's conversion coefficients ``k``/``d``
+    (``phys = volts * k + d``), given by the caller (the sensors package computes them)."""
 
     channel: str
     name: str
@@ -61,23 +91,14 @@ class SensorRow:
     phys_max: float
     volt_min: float
     volt_max: float
+    scaling_factor: float
+    offset: float
     sensor_type: str | None = None
-    scaling_factor: float | None = None
-    offset: float | None = None
     channel_number: int | None = None
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS}, not {self.channel!r}")
-
-    @property
-    def coefficients(self) -> tuple[float, float]:
-        """``(k, d)``: given scaling factor and offset, else computed from the ranges."""
-        k, d = sensor_coefficients(self.phys_min, self.phys_max, self.volt_min, self.volt_max)
-        return (
-            k if self.scaling_factor is None else self.scaling_factor,
-            d if self.offset is None else self.offset,
-        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,13 +215,40 @@ def create_measurement_file(
             for index, sensor in enumerate(sensors):
                 for name, size in SENSOR_STRINGS.items():
                     rows[name][index] = _utf8(getattr(sensor, name), size)
-                k, d = sensor.coefficients
-                for name in SENSOR_FLOATS[:4]:
+                for name in SENSOR_FLOATS:
                     rows[name][index] = getattr(sensor, name)
-                rows["scaling_factor"][index] = k
-                rows["offset"][index] = d
             sensor_table.append(rows)
     except BaseException:
         h5.close()
         raise
     return h5, table
+
+
+def initial_attributes(
+    sensors: Sequence[SensorRow], attributes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ``/acceleration`` attributes a new file starts with (see
+    :class:`icoapi.hdf5.writer.MeasurementWriter`)."""
+    attrs: dict[str, Any] = {
+        "conversion": "true",
+        "icoapi_version": __version__,
+        "channel_sensors": {
+            sensor.channel: {"channel_number": sensor.channel_number, "sensor_id": sensor.sensor_id}
+            for sensor in sensors
+        },
+    }
+    attrs.update(attributes)
+    voltage = attrs.get("adc_reference_voltage")
+    if isinstance(voltage, int | float):
+        attrs["adc_reference_voltage"] = str(voltage)
+    adc = [
+        attrs.get(key)
+        for key in ("sample_rate", "adc_prescaler", "adc_acquisition_time", "adc_oversampling_rate")
+    ]
+    if "Sample_Rate" not in attrs and all(isinstance(v, int | float) for v in adc):
+        # icotronic's own text form (Storage.write_sample_rate)
+        attrs["Sample_Rate"] = (
+            f"{adc[0]:.2f} Hz (Prescaler: {adc[1]}, Acquisition Time: {adc[2]}, "
+            f"Oversampling Rate: {adc[3]})"
+        )
+    return attrs

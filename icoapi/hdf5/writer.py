@@ -2,12 +2,10 @@
 
 The caller (the measurement runner) hands over batches of frames; the thread
 turns them into table rows, appends them to the journal at once and to the HDF5
-file with each flush (at least once a second). See :mod:`icoapi.hdf5.layout` for
-the file layout and :mod:`icoapi.hdf5.journal` for why a journal is kept.
-
-Rows are collected in memory between flushes (at most ``MAX_PENDING_ROWS``) and
-written together with the flush: between two flushes the HDF5 file on disk is
-left alone, so most kills leave a consistent file even without the journal.
+file with each flush (at least once a second; in memory meanwhile, at most
+``MAX_PENDING_ROWS``). See :mod:`icoapi.hdf5.layout` for the file layout,
+:mod:`icoapi.hdf5.journal` for why a journal is kept and
+:mod:`icoapi.hdf5.checkpoint` for how it stays a few seconds long.
 """
 
 from __future__ import annotations
@@ -24,18 +22,19 @@ import numpy as np
 import numpy.typing as npt
 import tables
 
-from icoapi import __version__
 from icoapi.core.tasks import run_blocking
 from icoapi.hdf5 import metadata as metadata_io
-from icoapi.hdf5.journal import JournalWriter, RecordKind, journal_path
+from icoapi.hdf5.checkpoint import CheckpointedJournal
 from icoapi.hdf5.layout import (
     AXES,
     CHANNELS,
     HDF5_LOCK,
+    FrameShape,
     SensorRow,
     attribute_value,
     create_measurement_file,
     describe_error,
+    initial_attributes,
     json_attribute,
     loss_fraction,
     status_with_problems,
@@ -44,6 +43,7 @@ from icoapi.hdf5.layout import (
 logger = logging.getLogger(__name__)
 
 MAX_PENDING_ROWS = 65_536  # rows kept in memory before a flush is forced (≤ 1.4 MiB)
+CHECKPOINT_INTERVAL = 5.0  # seconds between journal restarts (see checkpoint.py)
 
 
 class StorageError(Exception):
@@ -85,10 +85,9 @@ class MeasurementWriter:
         flush_interval: seconds between flushes (and journal syncs) while data arrives.
         queue_batches: queue capacity in batches.
         put_timeout: how long :meth:`append` waits on a full queue.
-        channel_sample_rate: per-channel rate in Hz, used to space the three
-            samples of a single-channel frame when :meth:`append` gets no sample
-            times; defaults to the ``channel_sample_rate`` attribute.
         journal: keep a journal next to the file (see :mod:`icoapi.hdf5.journal`).
+        checkpoint_interval: seconds between journal checkpoints (see
+            :mod:`icoapi.hdf5.checkpoint`).
     """
 
     def __init__(
@@ -101,16 +100,14 @@ class MeasurementWriter:
         queue_batches: int = 64,
         *,
         put_timeout: float = 2.0,
-        channel_sample_rate: float | None = None,
         journal: bool = True,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
     ) -> None:
         self.path = Path(path)
         if not channels or list(channels) != [c for c in CHANNELS if c in channels]:
             raise ValueError(f"channels must be distinct names out of {CHANNELS} in that order")
         self.channels = tuple(channels)
-        self.single = len(self.channels) == 1
-        self.values_per_frame = 2 if len(self.channels) == 2 else 3
-        self.rows_per_frame = 3 if self.single else 1
+        self.shape = FrameShape.of(self.channels)
         sensor_channels = [sensor.channel for sensor in sensors]
         if len(set(sensor_channels)) != len(sensor_channels) or not set(sensor_channels) <= set(
             self.channels
@@ -124,8 +121,7 @@ class MeasurementWriter:
         self.flush_interval = flush_interval
         self.put_timeout = put_timeout
         self.use_journal = journal
-        rate = channel_sample_rate or self.attributes.get("channel_sample_rate")
-        self._sample_spacing_s = 1 / float(rate) if self.single and rate else 0.0
+        self.checkpoint_interval = checkpoint_interval
 
         self._queue: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=queue_batches)
         self._thread: threading.Thread | None = None
@@ -137,7 +133,7 @@ class MeasurementWriter:
         # Owned by the writer thread (read elsewhere only as snapshots).
         self._h5: tables.File | None = None
         self._table: Any = None
-        self._journal: JournalWriter | None = None
+        self._journal: CheckpointedJournal | None = None
         self._pending: list[npt.NDArray[Any]] = []
         self._pending_rows = 0
         self._rows = 0
@@ -170,6 +166,16 @@ class MeasurementWriter:
         return self._flushed_rows
 
     @property
+    def journal_bytes(self) -> int:
+        """Bytes the journal files take on disk now (0 without a journal)."""
+        return self._journal.size() if self._journal is not None else 0
+
+    @property
+    def checkpoints(self) -> int:
+        """Journal checkpoints done so far."""
+        return self._journal.checkpoints if self._journal is not None else 0
+
+    @property
     def frames(self) -> int:
         """Frames queued with :meth:`append` so far."""
         return self._frames
@@ -199,45 +205,39 @@ class MeasurementWriter:
     def append(
         self,
         counters: npt.ArrayLike,
-        timestamps_s: npt.ArrayLike,
+        sample_times_s: npt.ArrayLike,
         values: npt.ArrayLike,
         *,
         lost: int = 0,
-        sample_times_s: npt.ArrayLike | None = None,
     ) -> None:
         """Queue a batch of frames (the arrays are copied).
 
         Args:
             counters: ``(n,)`` message counters 0–255.
-            timestamps_s: ``(n,)`` seconds since the measurement start (frame times).
+            sample_times_s: ``(n, rows_per_frame)`` seconds since the measurement
+                start of every sample (``(n,)`` will do for one row per frame).
             values: ``(n, values_per_frame)`` converted values.
             lost: frames lost before and between these frames.
-            sample_times_s: ``(n, rows_per_frame)`` time of every sample; by
-                default the frame time plus ``i / channel_sample_rate``.
 
         :raises StorageBackpressureError: if the queue stays full for ``put_timeout``.
         :raises StorageError: if the writer failed, is closed or was not started."""
         self._check_open()
         counter_array = np.array(counters, dtype=np.uint8).reshape(-1)
-        time_array = np.array(timestamps_s, dtype=np.float64).reshape(-1)
+        sample_times = np.array(sample_times_s, dtype=np.float64)
+        if sample_times.ndim == 1 and self.shape.rows_per_frame == 1:
+            sample_times = sample_times[:, None]
         value_array = np.array(values, dtype=np.float32)
         frames = len(counter_array)
-        expected = (frames, self.values_per_frame)
-        if len(time_array) != frames or value_array.shape != expected:
+        if sample_times.shape != (frames, self.shape.rows_per_frame) or value_array.shape != (
+            frames,
+            self.shape.values_per_frame,
+        ):
             raise ValueError(
-                f"batch shapes differ: counters {counter_array.shape}, timestamps "
-                f"{time_array.shape}, values {value_array.shape} (expected {expected})"
+                f"batch shapes differ: counters {counter_array.shape}, sample times "
+                f"{sample_times.shape}, values {value_array.shape} (expected "
+                f"{(frames, self.shape.rows_per_frame)} and "
+                f"{(frames, self.shape.values_per_frame)})"
             )
-        if sample_times_s is None:
-            offsets = np.arange(self.rows_per_frame) * self._sample_spacing_s
-            sample_times = time_array[:, None] + offsets[None, :]
-        else:
-            sample_times = np.asarray(sample_times_s, dtype=np.float64)
-            if sample_times.shape != (frames, self.rows_per_frame):
-                raise ValueError(
-                    f"sample times of shape {sample_times.shape}, expected "
-                    f"{(frames, self.rows_per_frame)}"
-                )
         if frames == 0 and lost == 0:
             return
         self._put((_DATA, counter_array, sample_times, value_array, int(lost)))
@@ -343,6 +343,7 @@ class MeasurementWriter:
                 try:
                     with HDF5_LOCK:
                         self._flush()
+                        self._checkpoint_if_due()
                 except Exception as error:
                     self._fail(error)
                 last_flush = time.monotonic()
@@ -360,68 +361,33 @@ class MeasurementWriter:
     def _open(self) -> None:
         if self.path.exists() and self.path.stat().st_size > 0:
             raise FileExistsError(f"Measurement file {self.path} already exists")
-        attributes = self._initial_attributes()
+        attributes = initial_attributes(self.sensors, self.attributes)
         with HDF5_LOCK:
             self._h5, self._table = create_measurement_file(
                 self.path, self.channels, self.sensors, attributes
             )
             self._flush()
+            chunk_rows = int(self._table.chunkshape[0])
         if self.use_journal:
-            self._journal = JournalWriter(journal_path(self.path))
-            self._journal.write_json(
-                RecordKind.HEADER,
+            self._journal = CheckpointedJournal(
+                self.path,
                 {
                     "channels": list(self.channels),
                     "sensors": [sensor.to_json() for sensor in self.sensors],
                     "attributes": {k: json_attribute(v) for k, v in attributes.items()},
                 },
+                chunk_rows,
+                self.checkpoint_interval,
             )
-            self._journal.sync()
-
-    def _initial_attributes(self) -> dict[str, Any]:
-        attrs: dict[str, Any] = {
-            "conversion": "true",
-            "icoapi_version": __version__,
-            "channel_sensors": {
-                sensor.channel: {
-                    "channel_number": sensor.channel_number,
-                    "sensor_id": sensor.sensor_id,
-                }
-                for sensor in self.sensors
-            },
-        }
-        attrs.update(self.attributes)
-        voltage = attrs.get("adc_reference_voltage")
-        if isinstance(voltage, int | float):
-            attrs["adc_reference_voltage"] = str(voltage)
-        adc = [
-            attrs.get(key)
-            for key in (
-                "sample_rate",
-                "adc_prescaler",
-                "adc_acquisition_time",
-                "adc_oversampling_rate",
-            )
-        ]
-        if "Sample_Rate" not in attrs and all(isinstance(v, int | float) for v in adc):
-            # icotronic's own text form (Storage.write_sample_rate)
-            attrs["Sample_Rate"] = (
-                f"{adc[0]:.2f} Hz (Prescaler: {adc[1]}, Acquisition Time: {adc[2]}, "
-                f"Oversampling Rate: {adc[3]})"
-            )
-        return attrs
 
     def _journal_update(self, item: tuple[Any, ...]) -> None:
         if self._journal is None:
             return
         if item[0] == _ATTRS:
             document = {key: json_attribute(value) for key, value in item[1].items()}
-            self._journal.write_json(RecordKind.ATTRIBUTES, document)
+            self._journal.write_attributes(document)
         elif item[0] == _META:
-            self._journal.write_json(
-                RecordKind.METADATA,
-                {"prefix": item[1], "metadata": metadata_io.json_document(item[2])},
-            )
+            self._journal.write_metadata(item[1], metadata_io.json_document(item[2]))
 
     def _apply(self, item: tuple[Any, ...]) -> None:
         # A metadata or attribute that cannot be written does not stop the rows.
@@ -448,10 +414,10 @@ class MeasurementWriter:
         if not len(counters):
             return
         assert self._table is not None
-        per_frame = self.rows_per_frame
+        per_frame = self.shape.rows_per_frame
         rows = np.empty(len(counters) * per_frame, dtype=self._table.dtype)
         rows["timestamp"] = np.rint(np.clip(sample_times_s.reshape(-1), 0.0, None) * 1e6)
-        if self.single:
+        if per_frame > 1:
             rows["counter"] = np.repeat(counters, per_frame)
             rows[AXES[self.channels[0]]] = values.reshape(-1)
         else:
@@ -459,7 +425,7 @@ class MeasurementWriter:
             for index, channel in enumerate(self.channels):
                 rows[AXES[channel]] = values[:, index]
         if self._journal is not None:
-            self._journal.write_rows(memoryview(rows).cast("B"), lost)
+            self._journal.write_rows(rows, lost)
         self._pending.append(rows)
         self._pending_rows += len(rows)
         self._rows += len(rows)
@@ -480,7 +446,13 @@ class MeasurementWriter:
         self._write_pending()
         self._table.flush()
         self._h5.flush()
-        self._flushed_rows = self._table.nrows
+        self._flushed_rows = int(self._table.nrows)
+
+    def _checkpoint_if_due(self) -> None:
+        """Restart the journal when the checkpoint interval passed (caller holds
+        the lock and has just flushed)."""
+        if self._journal is not None and self._journal.due and not self._pending:
+            self._journal.checkpoint(self._table, self._flushed_rows)
 
     def _finish(self, final_attributes: dict[str, Any]) -> None:
         if self._h5 is None or not self._h5.isopen:

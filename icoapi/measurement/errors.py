@@ -10,6 +10,7 @@ from icoapi.core.errors import (
 )
 
 __all__ = [
+    "DiskReserveError",
     "IncorrectStateError",
     "InvalidInstructionsError",
     "MeasurementFileError",
@@ -38,3 +39,10 @@ class PostMetaPendingError(ConflictError):
         "POST /api/v1/measurement/post_meta, or finish without it with "
         "POST /api/v1/measurement/stop."
     )
+
+
+class DiskReserveError(IcoapiError):
+    """Starting would eat into the disk reserve (``ICOAPI_DISK_RESERVE_BYTES``)."""
+
+    status_code = 507
+    default_detail = "Not enough free disk space for a measurement."

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from icotronic.can.sensor import SensorConfiguration
 from icotronic.can.streaming import StreamingConfiguration
 
-from icoapi.hdf5.layout import CHANNELS
+from icoapi.hdf5.layout import CHANNELS, FrameShape
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,18 @@ class ChannelLayout:
         return len(self.channels) == 1
 
     @property
+    def frame_shape(self) -> FrameShape:
+        return FrameShape.of(self.channels)
+
+    @property
     def values_per_frame(self) -> int:
         """3 for one or three active channels, 2 for two."""
-        return 2 if len(self.channels) == 2 else 3
+        return self.frame_shape.values_per_frame
 
     @property
     def samples_per_frame(self) -> int:
         """Samples of each active channel in one frame (= file rows per frame)."""
-        return 3 if self.single else 1
+        return self.frame_shape.rows_per_frame
 
     def frame_rate(self, sample_rate: float) -> float:
         """Frames per second for an ADC sample rate (all channels together)."""

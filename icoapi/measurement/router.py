@@ -9,6 +9,7 @@ from icoapi.core.websocket import receive_until_disconnect
 from icoapi.hdf5.metadata import MetadataTooLargeError
 from icoapi.measurement.deps import MeasurementDep
 from icoapi.measurement.errors import (
+    DiskReserveError,
     IncorrectStateError,
     InvalidInstructionsError,
     MeasurementStopTimeoutError,
@@ -40,13 +41,17 @@ router = APIRouter(prefix="/measurement", tags=["Measurement"])
         MetadataTooLargeError,
         CanNoResponseError,
         CanLinkUnavailableError,
+        DiskReserveError,
     ),
 )
 async def start_measurement(
     measurement: MeasurementDep, instructions: MeasurementInstructions
 ) -> ControlResponse:
     """Configure the connected sensor device and start recording. The device named
-    by ``mac_address`` must be the connected one."""
+    by ``mac_address`` must be the connected one. 507 when the free disk space, less
+    the estimated file size of a timed measurement, is below the reserve
+    (``ICOAPI_DISK_RESERVE_BYTES``); a running measurement stops cleanly when the
+    free space falls below it."""
     status = await measurement.start(instructions)
     return ControlResponse(message="Measurement started successfully.", data=status)
 

@@ -125,6 +125,7 @@ class MeasurementRun:
         self.post_meta_timeout = post_meta_timeout
         self.on_stream_closed = on_stream_closed
         self.stop_requested = asyncio.Event()
+        self.stop_reason: str | None = None
         self.file_closed = asyncio.Event()
         self.post_meta = PostMetaWait(plan.name, plan.path.name, post_meta_timeout)
         self.frames = FrameAssembler(plan.layout, plan.converter, plan.adc.sample_rate)
@@ -137,7 +138,11 @@ class MeasurementRun:
 
     # -- control ----------------------------------------------------------------------
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str | None = None) -> None:
+        """Stop; a ``reason`` goes into the file's status (``stopped: <reason>``)
+        and, after the last samples, to the stream clients."""
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = reason
         self.stop_requested.set()
 
     def provide_post_meta(self, metadata: Metadata | None) -> bool:
@@ -203,7 +208,7 @@ class MeasurementRun:
             self.result.add_problem(problem)
         self._check_rate()
         if self.stop_requested.is_set() and self.result.error is None:
-            self.result.status = "stopped"
+            self.result.status = "stopped" + (f": {self.stop_reason}" if self.stop_reason else "")
         self.result.status = status_with_problems(self.result.status, self.result.problems or [])
         self.live.add_dataloss(self.result.dataloss, self.frames.last_time)  # flushes first
         failure = self.result.error
@@ -214,6 +219,10 @@ class MeasurementRun:
         elif self.result.problems:
             self.live.send_object(
                 {"error": True, "type": "MeasurementProblem", "message": self.result.status}
+            )
+        elif self.stop_reason is not None:
+            self.live.send_object(
+                {"error": True, "type": "MeasurementStopped", "message": self.result.status}
             )
 
     async def _stop_stream(self, stream: DataStream) -> None:
@@ -277,13 +286,7 @@ class MeasurementRun:
         self._unwritten = []
         self._unwritten_frames = 0
         self.period.add(batch.lost, len(batch))
-        self.writer.append(
-            batch.counters,
-            batch.frame_times,
-            batch.values,
-            lost=batch.lost,
-            sample_times_s=batch.sample_times,
-        )
+        self.writer.append(batch.counters, batch.sample_times, batch.values, lost=batch.lost)
 
     async def _report_dataloss(self) -> None:
         """Tell clients the loss since the last report, once a second by clock."""

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from icoapi.core.disk import DiskSpace
 from icoapi.system.schemas import ADCValues, MacAddress
 
 
@@ -102,6 +103,11 @@ class MeasurementStatus(BaseModel):
         default=None,
         description="Set while a finished measurement waits for POST /measurement/post_meta "
         "(POST /measurement/stop finishes it without); no new measurement starts meanwhile.",
+    )
+    disk: DiskSpace | None = Field(
+        default=None,
+        description="Free space on the measurement volume, the reserve kept and the "
+        "seconds that can still be recorded.",
     )
 
 

@@ -16,12 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from icoapi.core.disk import DiskSpace, disk_space, free_bytes
 from icoapi.core.events import EventBus, MeasurementChanged
 from icoapi.core.paths import AppPaths
 from icoapi.core.settings import Settings
 from icoapi.core.tasks import TaskRegistry, run_blocking
 from icoapi.core.websocket import ClientGroup
-from icoapi.hdf5.layout import SensorRow, describe_error
+from icoapi.hdf5.layout import SensorRow, data_bytes_per_second, describe_error
 from icoapi.hdf5.metadata import check_metadata_size
 from icoapi.hdf5.names import measurement_file_stem
 from icoapi.hdf5.writer import MeasurementWriter
@@ -36,6 +37,7 @@ from icoapi.measurement.errors import (
 from icoapi.measurement.ift import MAX_WINDOW_S, MIN_WINDOW_S
 from icoapi.measurement.layout import ChannelLayout
 from icoapi.measurement.live import LiveStream
+from icoapi.measurement.reserve import check_start_reserve, watch_reserve
 from icoapi.measurement.runner import MeasurementRun, RunPlan
 from icoapi.measurement.schemas import (
     ChannelInstruction,
@@ -45,7 +47,7 @@ from icoapi.measurement.schemas import (
 )
 from icoapi.sensors.schemas import Sensor
 from icoapi.sensors.service import SensorCatalog
-from icoapi.system.schemas import ACQUISITION_TIMES, OVERSAMPLING_RATES
+from icoapi.system.schemas import ACQUISITION_TIMES, DEFAULT_ADC, OVERSAMPLING_RATES, ADCSettings
 from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
@@ -83,9 +85,9 @@ def sensor_row(channel: str, instruction: ChannelInstruction, sensor: Sensor) ->
         phys_max=sensor.phys_max,
         volt_min=sensor.volt_min,
         volt_max=sensor.volt_max,
-        sensor_type=sensor.sensor_type,
         scaling_factor=sensor.scaling_factor,
         offset=sensor.offset,
+        sensor_type=sensor.sensor_type,
         channel_number=instruction.channel_number,
     )
 
@@ -130,12 +132,25 @@ class MeasurementService:
     # -- queries ----------------------------------------------------------------------
 
     def status(self) -> MeasurementStatus:
+        disk = self.disk_space()
         if self._active is None:
-            return MeasurementStatus(last_error=self.last_error)
+            return MeasurementStatus(last_error=self.last_error, disk=disk)
         pending = self._active.run.post_meta.describe()
-        if pending is None:
-            return self._active.status
-        return self._active.status.model_copy(update={"post_meta_pending": pending})
+        return self._active.status.model_copy(update={"post_meta_pending": pending, "disk": disk})
+
+    def disk_space(self) -> DiskSpace:
+        """Free space, reserve and recordable seconds at the running measurement's
+        data rate, or else at the default settings' (one channel)."""
+        active = self._active
+        if active is not None and active.status.running:
+            plan = active.run.plan
+            rate = data_bytes_per_second(plan.layout.channels, plan.adc.sample_rate)
+        else:
+            rate = data_bytes_per_second(
+                ["first"], ADCSettings.model_validate(DEFAULT_ADC).sample_rate
+            )
+        free = free_bytes(self.paths.measurements)
+        return disk_space(free, self.settings.ICOAPI_DISK_RESERVE_BYTES, rate)
 
     def frame_counts(self) -> tuple[int, int, float | None]:
         """Frames received and lost over the service's life (the file writers'
@@ -168,6 +183,13 @@ class MeasurementService:
                     "its file is closed."
                 )
             layout, sensors = self._check_instructions(instructions)
+            await run_blocking(
+                check_start_reserve,
+                self.paths.measurements,
+                self.settings.ICOAPI_DISK_RESERVE_BYTES,
+                layout.channels,
+                instructions,
+            )
             stack = AsyncExitStack()
             writer: MeasurementWriter | None = None
             try:
@@ -183,7 +205,7 @@ class MeasurementService:
                         for channel, sensor_def in zip(layout.channels, sensors, strict=True)
                     ],
                     attributes=self._file_attributes(plan, instructions),
-                    channel_sample_rate=plan.channel_rate,
+                    checkpoint_interval=self.settings.ICOAPI_JOURNAL_CHECKPOINT_SECONDS,
                 )
                 await run_blocking(writer.start)
                 if writer.error is not None:
@@ -332,6 +354,15 @@ class MeasurementService:
 
     async def _drive(self, active: ActiveMeasurement) -> None:
         run = active.run
+        watcher = asyncio.create_task(
+            watch_reserve(
+                run,
+                self.paths.measurements,
+                self.settings.ICOAPI_DISK_RESERVE_BYTES,
+                self._reserve_reached,
+            ),
+            name="measurement-disk-reserve",
+        )
         try:
             result = await run.run()
             if result.error is not None:
@@ -340,6 +371,9 @@ class MeasurementService:
             elif result.status.startswith("error"):
                 self.last_error = result.status
         finally:
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
             # The lease ends here at the latest (the stream callback ends it earlier).
             with contextlib.suppress(Exception):
                 await active.stack.aclose()
@@ -350,6 +384,10 @@ class MeasurementService:
                 self._active = None
             self._idle.set()
             self.events.publish(MeasurementChanged())
+
+    def _reserve_reached(self, why: str) -> None:
+        self.last_error = why
+        self.events.publish(MeasurementChanged())
 
     async def _recover_link(self) -> None:
         if not await self.system.verify_device_link():

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from icoapi.core.disk import DiskCapacity
+from icoapi.core.disk import DiskCapacity, DiskSpace
 from icoapi.dataspace.schemas import CloudState
 from icoapi.measurement.schemas import MeasurementInstructions, MeasurementStatus, PendingPostMeta
 from icoapi.system.schemas import ConnectedDevice, LinkState, SystemSnapshot
@@ -102,6 +102,11 @@ class SystemStateModel(BaseModel):
     link_error: str | None = Field(description="Why the CAN link is not available.")
     can_interface: str
     device: ConnectedDevice | None = Field(description="The connected sensor device.")
+    disk: DiskSpace | None = Field(
+        default=None,
+        description="Free space for measurements, the reserve (ICOAPI_DISK_RESERVE_BYTES) "
+        "and the seconds that can still be recorded.",
+    )
     measuring: bool
     access_control: bool = Field(
         description="Requests need a token (tokens file or ICOAPI_API_KEY), except from "

@@ -59,15 +59,17 @@ class StateService:
 
     def snapshot(self) -> SystemStateModel:
         system = self.system.snapshot()
+        status = self.measurement_status()
         return SystemStateModel(
             can_ready=self.system.can_ready,
             disk_capacity=disk_capacity(self.paths.measurements),
-            measurement_status=MeasurementStatusSummary.of(self.measurement_status()),
+            measurement_status=MeasurementStatusSummary.of(status),
             cloud=self.cloud_state(),
             link_state=ReportedLinkState.of(system),
             link_error=system.link_error,
             can_interface=system.can_interface,
             device=system.device,
+            disk=status.disk,
             measuring=system.measuring,
             access_control=self.access_control,
             version=__version__,

@@ -9,6 +9,7 @@ import numpy as np
 
 from icoapi.hdf5.layout import SensorRow
 from icoapi.hdf5.writer import MeasurementWriter
+from icoapi.sensors.schemas import sensor_coefficients
 
 API = "/api/v1"
 FILE_NOT_FOUND = {"detail": "File not found. Check your measurement directory."}
@@ -25,6 +26,8 @@ SENSORS = {
         phys_max=100,
         volt_min=0.33,
         volt_max=2.97,
+        scaling_factor=sensor_coefficients(-100, 100, 0.33, 2.97)[0],
+        offset=sensor_coefficients(-100, 100, 0.33, 2.97)[1],
         sensor_type="ADXL1001",
         channel_number=1,
     ),
@@ -38,6 +41,8 @@ SENSORS = {
         phys_max=125,
         volt_min=0.772,
         volt_max=1.267,
+        scaling_factor=sensor_coefficients(-40, 125, 0.772, 1.267)[0],
+        offset=sensor_coefficients(-40, 125, 0.772, 1.267)[1],
         sensor_type="ADXL358C",
         channel_number=5,
     ),
@@ -51,6 +56,8 @@ SENSORS = {
         phys_max=1,
         volt_min=0,
         volt_max=3.3,
+        scaling_factor=sensor_coefficients(0, 1, 0, 3.3)[0],
+        offset=sensor_coefficients(0, 1, 0, 3.3)[1],
         channel_number=6,
     ),
 }
@@ -81,7 +88,9 @@ def write_measurement(
     for start in range(0, frames, batch):
         index = np.arange(start, min(start + batch, frames))
         values = index[:, None] + np.arange(per_frame)[None, :] / 10
-        writer.append(index % 256, index / 3174.6, values.astype(np.float32))
+        rows = 3 if len(channels) == 1 else 1
+        times = (index[:, None] + np.arange(rows)[None, :] / rows) / 3174.6
+        writer.append(index % 256, times, values.astype(np.float32))
     writer.close({"measurement_status": "completed"})
     assert writer.error is None
     return path

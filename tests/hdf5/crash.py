@@ -3,8 +3,12 @@
 Shared by the crash test (a few kills) and ``bench/bench_crash.py`` (hundreds).
 The child writes single-channel frames paced by the wall clock at ``rate``
 frames per second, hands them to the writer every 0.1 s like the runner, and
-prints ``<frames> <seconds of data>`` after each hand-over. The parent kills it
-with SIGKILL, recovers the file as the service does at startup and compares.
+prints ``<frames> <seconds of data>`` after each hand-over; its journal
+checkpoints every ``checkpoint_interval`` s, so kills also land during and
+between checkpoints. The parent kills it with SIGKILL, optionally destroys the
+file's HDF5 index (superblock, root group: what a kill in the middle of an index
+update can do at worst), recovers the file as the service does at startup and
+compares.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from tests.hdf5.helpers import sensor_rows
 
 path, rate, flush = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 writer = MeasurementWriter(path, ["first"], sensor_rows(["first"]),
-                           {"channel_sample_rate": 3 * rate}, flush_interval=flush)
+                           {"channel_sample_rate": 3 * rate}, flush_interval=flush,
+                           checkpoint_interval=float(sys.argv[4]))
 writer.start()
 start, sent = time.monotonic(), 0
 print("ready", start, flush=True)
@@ -47,7 +52,7 @@ while True:
     due = int((time.monotonic() - start) * rate)
     index = np.arange(sent, due)
     values = np.repeat((index % 1000).astype(np.float32)[:, None], 3, axis=1)
-    writer.append(index % 256, index / rate, values)
+    writer.append(index % 256, (index[:, None] + np.arange(3) / 3) / rate, values)
     sent = due
     print(sent, sent / rate, flush=True)
 """
@@ -63,16 +68,37 @@ class KillResult:
     missing_handed_seconds: float  # data handed to the writer before the kill, not in the file
     problem: str | None = None
     rebuilt: bool = False  # the HDF5 file was unreadable and rebuilt from the journal
+    damaged: bool = False  # its HDF5 index was destroyed after the kill
+
+
+INDEX_BYTES = 4096  # the superblock and root group of a measurement file
 
 
 def kill_once(
-    folder: Path, rate: float, flush_interval: float, seed: int, name: str = "m.hdf5"
+    folder: Path,
+    rate: float,
+    flush_interval: float,
+    seed: int,
+    name: str = "m.hdf5",
+    *,
+    checkpoint_interval: float = 0.5,
+    damage_index: bool = False,
+    longest: float = 3.0,
 ) -> KillResult:
-    """Run one writer child, kill it at a random moment, recover and check."""
+    """Run one writer child, kill it at a random moment 0.3 s to ``longest`` s
+    in, recover and check."""
     rng = random.Random(seed)
     path = folder / name
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(rate), str(flush_interval)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(path),
+            str(rate),
+            str(flush_interval),
+            str(checkpoint_interval),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -99,7 +125,7 @@ def kill_once(
     try:
         if not ready.wait(60):
             raise RuntimeError("writer child did not start")
-        deadline = time.monotonic() + rng.uniform(0.3, 3.0)
+        deadline = time.monotonic() + rng.uniform(0.3, longest)
         while time.monotonic() < deadline:
             time.sleep(0.01)
         killed_at = time.monotonic()
@@ -115,6 +141,9 @@ def kill_once(
     produced_seconds = killed_at - started[0]
 
     journal = journal_path(path)
+    if damage_index:
+        with open(path, "r+b") as file:
+            file.write(b"\0" * INDEX_BYTES)
     recovered = journal.exists()
     rebuilt = False
     if recovered:
@@ -156,4 +185,5 @@ def kill_once(
         max(0.0, last_seconds - last),
         problem,
         rebuilt,
+        damage_index,
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from icoapi.hdf5.layout import SensorRow
+from icoapi.sensors.schemas import sensor_coefficients
 
 ACC100G = {
     "name": "Acceleration 100g",
@@ -41,11 +44,21 @@ DEFINITIONS = {"first": ACC100G, "second": TEMPERATURE, "third": PHOTO}
 NUMBERS = {"first": 1, "second": 5, "third": 6}
 
 
+def sensor_row(channel: str, definition: dict[str, Any], channel_number: int) -> SensorRow:
+    """A row with the coefficients the sensors package computes for ``definition``."""
+    k, d = sensor_coefficients(
+        definition["phys_min"],
+        definition["phys_max"],
+        definition["volt_min"],
+        definition["volt_max"],
+    )
+    return SensorRow(
+        channel=channel, channel_number=channel_number, scaling_factor=k, offset=d, **definition
+    )
+
+
 def sensor_rows(channels: list[str]) -> list[SensorRow]:
-    return [
-        SensorRow(channel=channel, channel_number=NUMBERS[channel], **DEFINITIONS[channel])
-        for channel in channels
-    ]
+    return [sensor_row(channel, DEFINITIONS[channel], NUMBERS[channel]) for channel in channels]
 
 
 ADC_ATTRIBUTES = {

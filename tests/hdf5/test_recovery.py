@@ -13,7 +13,7 @@ import pytest
 import tables
 from icotronic.measurement.storage import Storage
 
-from icoapi.hdf5.journal import journal_path
+from icoapi.hdf5.journal import RecordKind, journal_path, read_journal
 from icoapi.hdf5.metadata import read_metadata
 from icoapi.hdf5.recovery import recover_interrupted
 from tests.hdf5.crash import DEFAULT_FRAME_RATE, ROOT, kill_once
@@ -30,26 +30,43 @@ from icoapi.hdf5.writer import MeasurementWriter
 from tests.hdf5.helpers import sensor_rows
 
 path, frames, flush = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+checkpoint = float(sys.argv[6])
 writer = MeasurementWriter(path, ["first", "second", "third"], sensor_rows(["first"]), {},
-                           flush_interval=flush)
+                           flush_interval=flush, checkpoint_interval=checkpoint)
 writer.start()
 index = np.arange(frames)
 writer.set_attributes(Start_Time="2026-01-01T00:00:00")
 writer.write_metadata("pre", {"version": "1", "profile": "p",
                               "parameters": {"note": "x" * int(sys.argv[4])}})
-writer.append(index % 256, index / 1000, np.ones((frames, 3)), lost=5)
+for part in np.array_split(index, int(sys.argv[5])):  # one journal record each
+    writer.append(part % 256, part / 1000, np.ones((len(part), 3)), lost=5)
 while writer.rows < frames:  # the rows are in the journal once the thread took them
+    time.sleep(0.01)
+while checkpoint < 1 and writer.checkpoints < 1:
     time.sleep(0.01)
 print("journaled", flush=True)
 time.sleep(600)
 """
 
 
-def killed_writer(path: Path, frames: int, flush_interval: float) -> None:
-    """Run a writer in a child process that journals ``frames`` frames and
-    metadata, then kill it with SIGKILL."""
+def killed_writer(
+    path: Path, frames: int, flush_interval: float, batches: int = 1, checkpoint: float = 5.0
+) -> None:
+    """Run a writer in a child process that journals ``frames`` frames in
+    ``batches`` batches (5 frames lost before each) and metadata, then kill it
+    with SIGKILL."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(frames), str(flush_interval), str(NOTE)],
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(path),
+            str(frames),
+            str(flush_interval),
+            str(NOTE),
+            str(batches),
+            str(checkpoint),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -119,3 +136,65 @@ def test_random_sigkill_at_ten_times_the_rate(
     assert result.problem is None
     assert result.rows >= result.expected_rows
     assert result.missing_seconds < 1.0
+
+
+def test_damaged_journal_record_counts_as_lost(tmp_path: Path) -> None:
+    """A rows record damaged on disk in the middle of the journal: the records
+    after it are still recovered, and its frames count as lost."""
+    path = tmp_path / "m.hdf5"
+    killed_writer(path, 300, flush_interval=600, batches=3)  # the file has no rows yet
+    journal = journal_path(path)
+    data = bytearray(journal.read_bytes())
+    records = [offset for offset in range(len(data)) if data[offset : offset + 5] == b"ICOJ\x02"]
+    assert len(records) == 3
+    data[records[1] + 20] ^= 0xFF  # a flipped byte in the second batch's rows
+    journal.write_bytes(bytes(data))
+    [result] = recover_interrupted(tmp_path)
+    assert (result.rows, result.error, result.damaged_records) == (200, None, 1)
+    with tables.open_file(str(path)) as h5:
+        table = h5.root.acceleration
+        counters = table.col("counter")
+        np.testing.assert_array_equal(counters, np.r_[np.arange(100), np.arange(200, 300)] % 256)
+        # 5 lost before each of the two readable batches, and the 100 frames of the damaged one
+        assert (table.attrs["frames"], table.attrs["lost_frames"]) == (200, 110)
+        assert table.attrs["dataloss"] == pytest.approx(110 / 310)
+        assert table.attrs["damaged_journal_records"] == 1
+        assert table.attrs["measurement_status"] == "interrupted"
+
+
+@pytest.mark.parametrize(("seed", "damage_index"), [(5, False), (6, True), (7, True)])
+def test_sigkill_across_checkpoints(tmp_path: Path, seed: int, damage_index: bool) -> None:
+    """Killed after several journal checkpoints (every 0.3 s), also with the
+    file's HDF5 index destroyed afterwards (the worst a kill during an index update
+    can do): the file is rebuilt from its verified chunks and the journal, exact."""
+    result = kill_once(
+        tmp_path,
+        10 * DEFAULT_FRAME_RATE,
+        1.0,
+        seed,
+        checkpoint_interval=0.3,
+        damage_index=damage_index,
+        longest=4.0,
+    )
+    assert result.readable, result.problem
+    assert result.problem is None
+    assert result.rebuilt == damage_index
+    assert result.rows >= result.expected_rows
+    assert result.missing_seconds < 1.0
+
+
+def test_metadata_survives_a_checkpoint_and_a_destroyed_index(tmp_path: Path) -> None:
+    """After a checkpoint the journal no longer repeats the metadata; its side
+    file keeps it for a rebuild."""
+    path = tmp_path / "m.hdf5"
+    killed_writer(path, 500, flush_interval=0.05, checkpoint=0.01)
+    kinds = [kind for kind, _ in read_journal(journal_path(path))]
+    assert RecordKind.METADATA not in kinds  # the journal was restarted
+    path.write_bytes(b"\0" * 4096)
+    [result] = recover_interrupted(tmp_path)
+    assert (result.rows, result.rebuilt, result.error) == (500, True, None)
+    assert not list(tmp_path.glob(".*"))  # journal and side file are gone
+    with tables.open_file(str(path)) as h5:
+        assert json.loads(read_metadata(h5, "pre") or "") == BIG
+        assert h5.root.acceleration.attrs["Start_Time"] == "2026-01-01T00:00:00"
+        assert h5.root.acceleration.attrs["lost_frames"] == 5

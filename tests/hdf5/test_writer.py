@@ -19,7 +19,7 @@ import tables
 from icotronic.measurement.storage import Storage
 
 from icoapi.hdf5.journal import journal_path
-from icoapi.hdf5.layout import HDF5_LOCK
+from icoapi.hdf5.layout import HDF5_LOCK, FrameShape
 from icoapi.hdf5.reading import read_channel
 from icoapi.hdf5.writer import MeasurementWriter, StorageBackpressureError, StorageError
 from tests.hdf5.helpers import sensor_rows
@@ -28,10 +28,13 @@ Factory = Callable[..., MeasurementWriter]
 FRAME_RATE = 3174.6  # frames per second at the default ADC settings (1 or 3 channels)
 
 
-def frames(count: int, start: int = 0, values_per_frame: int = 3) -> tuple[np.ndarray, ...]:
+def frames(
+    count: int, start: int = 0, values_per_frame: int = 3, rows_per_frame: int = 3
+) -> tuple[np.ndarray, ...]:
+    """Frames as the runner hands them over: counters, every sample's time, values."""
     index = np.arange(start, start + count)
     counters = (index % 256).astype(np.uint8)
-    timestamps = index / FRAME_RATE
+    timestamps = (index[:, None] + np.arange(rows_per_frame)[None, :] / rows_per_frame) / FRAME_RATE
     values = (index[:, None] * 10 + np.arange(values_per_frame)[None, :]).astype(np.float32)
     return counters, timestamps, values
 
@@ -40,11 +43,12 @@ def frames(count: int, start: int = 0, values_per_frame: int = 3) -> tuple[np.nd
     "channels", [["first"], ["second"], ["first", "third"], ["first", "second", "third"]]
 )
 def test_round_trip(make_writer: Factory, tmp_path: Path, channels: list[str]) -> None:
-    per_frame = 2 if len(channels) == 2 else 3
+    shape = FrameShape.of(channels)
+    per_frame = shape.values_per_frame
     writer = make_writer(channels)
     writer.set_attributes(Start_Time="2026-01-02T03:04:05.000006")
     for start in (0, 400):  # two batches: counters continue across them
-        writer.append(*frames(400, start, per_frame))
+        writer.append(*frames(400, start, per_frame, shape.rows_per_frame))
     writer.close({"measurement_status": "stopped"})
     assert writer.error is None
 
@@ -109,7 +113,7 @@ def test_round_trip(make_writer: Factory, tmp_path: Path, channels: list[str]) -
             assert row["sensor_id"].decode() == sensor.sensor_id
             assert row["unit"].decode("utf-8") == sensor.unit
             assert row["phys_max"] == pytest.approx(sensor.phys_max)
-            k, d = sensor.coefficients
+            k, d = sensor.scaling_factor, sensor.offset
             assert row["scaling_factor"] == pytest.approx(k, rel=1e-6)
             assert row["offset"] == pytest.approx(d, rel=1e-5)
 
@@ -125,7 +129,9 @@ def test_readable_by_icotronic_storage(
     make_writer: Factory, tmp_path: Path, channels: list[str]
 ) -> None:
     writer = make_writer(channels)
-    counters, timestamps, values = frames(3175)
+    counters, timestamps, values = frames(
+        3175, rows_per_frame=FrameShape.of(channels).rows_per_frame
+    )
     lost = np.ones(len(counters), bool)
     lost[100:110] = False  # ten frames lost
     writer.append(counters[lost], timestamps[lost], values[lost], lost=10)
@@ -144,8 +150,8 @@ def test_readable_by_icotronic_storage(
 
 def test_dataloss_from_the_lost_counts_given(make_writer: Factory, tmp_path: Path) -> None:
     writer = make_writer(["first", "third"])
-    writer.append(*frames(300, values_per_frame=2), lost=0)
-    writer.append(*frames(700, 2300, values_per_frame=2), lost=2000)  # a long gap
+    writer.append(*frames(300, values_per_frame=2, rows_per_frame=1), lost=0)
+    writer.append(*frames(700, 2300, values_per_frame=2, rows_per_frame=1), lost=2000)  # a long gap
     # The counts are current for the caller before the writer thread got there.
     assert (writer.frames, writer.lost_frames) == (1000, 2000)
     writer.close()
@@ -196,10 +202,10 @@ def test_attribute_error_keeps_rows_and_reaches_the_status(
     make_writer: Factory, tmp_path: Path
 ) -> None:
     writer = make_writer(["first", "second"])
-    writer.append(*frames(100, values_per_frame=2))
+    writer.append(*frames(100, values_per_frame=2, rows_per_frame=1))
     # HDF5 refuses attributes above 64 KiB: the rows must go on regardless
     writer.set_attributes(huge="x" * 100_000)
-    writer.append(*frames(100, 100, values_per_frame=2))
+    writer.append(*frames(100, 100, values_per_frame=2, rows_per_frame=1))
     writer.close({"measurement_status": "completed"})
     assert writer.error is None
     assert writer.problems and "attributes not written" in writer.problems[0]
@@ -267,7 +273,7 @@ def test_metadata_through_writer(make_writer: Factory, tmp_path: Path) -> None:
 
 def test_read_channel(make_writer: Factory, tmp_path: Path) -> None:
     writer = make_writer(["first", "second", "third"])
-    writer.append(*frames(1000))
+    writer.append(*frames(1000, rows_per_frame=1))
     writer.close()
     timestamps, values = read_channel(tmp_path / "m.hdf5", "second")
     np.testing.assert_allclose(timestamps, np.arange(1000) / FRAME_RATE, atol=1e-6)
@@ -288,7 +294,7 @@ def test_clean_close_removes_the_journal(make_writer: Factory, tmp_path: Path) -
 
 
 def _peak_memory(writer: MeasurementWriter, seconds: int) -> int:
-    counters, timestamps, values = frames(3175)  # one second of frames
+    counters, timestamps, values = frames(3175, rows_per_frame=1)  # one second of frames
     tracemalloc.start()
     try:
         for second in range(seconds):

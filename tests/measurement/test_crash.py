@@ -1,5 +1,6 @@
 """A service killed with SIGKILL mid-measurement leaves a readable file, which the
-next start completes from its journal and marks interrupted."""
+next start completes from its journal and marks interrupted, also when the kill
+lands among journal checkpoints (every 0.2 s: kills also hit one in progress)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import tables
 from websockets.sync.client import connect
 
@@ -17,9 +19,14 @@ from tests.measurement.helpers import instructions
 from tests.support import free_port, spawn_service, wait_for_service
 
 
-def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("checkpoint_seconds", "kill_after"), [("5", 2.5), ("0.2", 3.1), ("0.2", 3.77)]
+)
+def test_sigkill_leaves_readable_file(
+    tmp_path: Path, checkpoint_seconds: str, kill_after: float
+) -> None:
     port = free_port()
-    process = spawn_service(tmp_path, port)
+    process = spawn_service(tmp_path, port, ICOAPI_JOURNAL_CHECKPOINT_SECONDS=checkpoint_seconds)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_service(url, process)
@@ -29,10 +36,10 @@ def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
             with connect(f"ws://127.0.0.1:{port}/api/v1/measurement/stream") as stream:
                 response = http.post("/measurement/start", json=instructions(mac, time=None))
                 name = response.json()["data"]["name"]
-                # Wait until 2.5 s of samples went out: the writer flushes at
-                # least once a second, so more than 1 s of rows are on disk.
+                # Wait until 2.5 s or more of samples went out: the writer flushes
+                # at least once a second, so more than 1 s of rows are on disk.
                 newest = 0.0
-                while newest < 2.5:
+                while newest < kill_after:
                     for entry in json.loads(stream.recv(timeout=30)):
                         if entry["timestamp"] is not None:
                             newest = max(newest, entry["timestamp"])
@@ -71,7 +78,7 @@ def test_sigkill_leaves_readable_file(tmp_path: Path) -> None:
         recovered_rows = table.nrows
         counters = table.col("counter")
     assert attributes["rows"] == recovered_rows >= rows
-    # every frame up to newest (2.5 s, sent before the kill) is in the file
-    assert recovered_rows >= 2.5 * 9524 * 0.95
+    # every frame up to newest (sent before the kill) is in the file
+    assert recovered_rows >= kill_after * 9524 * 0.95
     frames = recovered_rows // 3
     assert (counters[::3] == np.arange(frames) % 256).all()
