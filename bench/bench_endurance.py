@@ -38,7 +38,7 @@ from bench.bench_dataspace import KEY_ID, SECRET, s3, serve_s3, wait_for  # noqa
 from bench.bench_measurement import client_process, instructions, thread_cpu  # noqa: E402
 from icoapi.api import create_app  # noqa: E402
 from icoapi.simulator import SimulatorConfig  # noqa: E402
-from tests.support import LiveServer, free_port, make_settings  # noqa: E402
+from tests.support import LiveServer, free_port, make_settings, simulator_of  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -132,7 +132,7 @@ def run(endpoint: str, seconds: int, clients: int) -> None:
             make_settings(
                 data, CAN_INTERFACE="simulator", LOG_LEVEL="WARNING", LOG_LEVEL_UVICORN="WARNING"
             ),
-            simulator_config=config,
+            can_bus_options={"config": config},
         )
         server = LiveServer(app)
         server.start()
@@ -153,7 +153,7 @@ def measure(
 ) -> None:
     http = httpx.Client(base_url=f"{server.url}/api/v1", timeout=60)
     process = psutil.Process()
-    mac = app.state.system.simulator.config.devices[0].mac
+    mac = simulator_of(app).config.devices[0].mac
     assert http.put("/sth/connect", json={"mac_address": mac}).status_code == 200
     wait_for(lambda: http.get("/state").json()["cloud"]["healthy"], 60, "a healthy dataspace")
     measurements = app.state.paths.measurements
