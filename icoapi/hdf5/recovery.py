@@ -53,6 +53,7 @@ from icoapi.hdf5.layout import (
     loss_fraction,
 )
 from icoapi.hdf5.salvage import read_chunk, salvage_chunks
+from icoapi.hdf5.validation import UnsafeFileError, check_file
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +127,16 @@ def _header(journal: Path) -> dict[str, Any]:
 
 
 def _open_existing(path: Path) -> tables.File | None:
+    """The file as it is, if it is one of ours that opens; ``None`` means rebuild
+    it from its chunks and its journal (which read raw bytes, never attributes).
+    The hostile-file check comes first: a file beside a journal may have been put
+    there by anyone, and PyTables would unpickle its attributes on opening."""
     try:
-        if not tables.is_hdf5_file(str(path)):
-            return None
+        check_file(path)
+    except (UnsafeFileError, OSError) as error:
+        logger.warning("%s is not opened for recovery: %s", path.name, error)
+        return None
+    try:
         h5 = tables.open_file(str(path), mode="a")
     except Exception:
         return None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import tables
@@ -16,6 +17,8 @@ from icotronic.measurement.storage import Storage
 from icoapi.hdf5.journal import RecordKind, journal_path, read_journal
 from icoapi.hdf5.metadata import read_metadata
 from icoapi.hdf5.recovery import recover_interrupted
+from icoapi.hdf5.validation import check_file
+from tests.files.hostile import payload
 from tests.hdf5.crash import DEFAULT_FRAME_RATE, ROOT, kill_once
 
 NOTE = 200_000  # characters: metadata far beyond an attribute's 64 KiB
@@ -99,6 +102,24 @@ def test_unreadable_file_is_rebuilt_from_its_journal(tmp_path: Path) -> None:
         assert h5.root.sensors.nrows == 1
     with Storage(path) as storage:
         assert storage.dataloss() == pytest.approx(0)
+
+
+def test_hostile_file_beside_a_journal_is_rebuilt_without_being_opened(tmp_path: Path) -> None:
+    # A file put beside a journal (e.g. copied into the folder) is checked before
+    # PyTables opens it for recovery: its pickled root VERSION never runs, and the
+    # file is rebuilt from the journal alone.
+    path = tmp_path / "m.hdf5"
+    marker = tmp_path / "PWNED"
+    killed_writer(path, 500, flush_interval=0.05)
+    with h5py.File(path, "r+") as h5:
+        h5.attrs["VERSION"] = payload(marker)
+    results = recover_interrupted(tmp_path)
+    assert [(r.rows, r.rebuilt, r.error) for r in results] == [(500, True, None)]
+    assert not marker.exists()
+    check_file(path)  # the rebuilt file is one of ours
+    with tables.open_file(str(path)) as h5:
+        assert h5.root.acceleration.nrows == 500
+    assert not marker.exists()
 
 
 def test_readable_file_is_completed_and_marked(tmp_path: Path) -> None:
