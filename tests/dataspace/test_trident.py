@@ -336,7 +336,9 @@ def test_listing_has_the_reference_fields(
 def test_file_listings_share_one_remote_listing_and_never_wait_long(
     start_service: Callable[..., Service], trident: TridentStandIn
 ) -> None:
-    service = start_service(trident.connection())
+    # The held listing must stay in flight for the whole test: a read timeout
+    # as short as the listing wait would end it under load and start a second.
+    service = start_service(trident.connection(), options=replace(FAST, read_timeout=60.0))
     measurement(service.measurements, NAME)
     healthy(service)
     trident.mode = "slow"  # every request waits until released
