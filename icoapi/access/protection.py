@@ -15,12 +15,19 @@ from starlette.middleware.cors import CORSMiddleware
 from icoapi.access.guard import HostPolicy, RequestGuard
 from icoapi.access.tokens import TokenStore, load_tokens
 from icoapi.core.asgi import UnhandledErrors
+from icoapi.core.connections import (
+    ConnectionWatch,
+    connection_ceiling,
+    descriptor_limit,
+    guarded_http_protocol,
+)
 from icoapi.core.errors import (
     BodyTooLargeError,
     ForbiddenError,
     UnauthorizedError,
     error_responses,
 )
+from icoapi.core.json_bodies import StrictJsonBodies
 from icoapi.core.limits import BodySizeLimit
 from icoapi.core.settings import Settings
 
@@ -57,6 +64,8 @@ def add_protection(app: Starlette, settings: Settings, tokens: TokenStore) -> No
     answer to an allowed origin carries CORS headers, the guard's 400/401/403,
     the 413 and the 500 of the safety net included."""
     app.add_middleware(UnhandledErrors)
+    # Inside the body limit: it buffers JSON bodies, which the limit bounds.
+    app.add_middleware(StrictJsonBodies)
     app.add_middleware(
         BodySizeLimit, default=settings.ICOAPI_MAX_BODY_BYTES, limits=body_limits(settings)
     )
@@ -82,12 +91,17 @@ def add_protection(app: Starlette, settings: Settings, tokens: TokenStore) -> No
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Server options that belong to the service's security: forwarded headers
     are believed only from ``ICOAPI_TRUSTED_PROXIES`` (uvicorn alone would
-    believe them from 127.0.0.1, so any local process could claim any address)."""
+    believe them from 127.0.0.1, so any local process could claim any address),
+    and connections are limited (:mod:`icoapi.core.connections`). Each call
+    gives a new server its own limits."""
     proxies = settings.ICOAPI_TRUSTED_PROXIES
+    ceiling = connection_ceiling(settings.ICOAPI_MAX_CONNECTIONS, descriptor_limit())
+    watch = ConnectionWatch(ceiling, settings.ICOAPI_HEADER_TIMEOUT)
     return {
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": ",".join(proxies) if proxies else "",
         "server_header": False,
+        "http": guarded_http_protocol(watch),
     }
 
 
