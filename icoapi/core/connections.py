@@ -73,6 +73,11 @@ class LimitLog:
         self._pending: asyncio.TimerHandle | None = None
         self.lines = 0  # log lines written (for tests)
 
+    @property
+    def next_summary_at(self) -> float | None:
+        """Loop time of the pending summary (``None``: nothing waits)."""
+        return None if self._pending is None else self._pending.when()
+
     def note(self, loop: asyncio.AbstractEventLoop, reason: str) -> None:
         self._counts[reason] += 1
         now = loop.time()
