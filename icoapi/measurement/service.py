@@ -46,7 +46,6 @@ from icoapi.measurement.schemas import (
 )
 from icoapi.sensors.schemas import Sensor
 from icoapi.sensors.service import SensorCatalog
-from icoapi.system.schemas import ACQUISITION_TIMES, OVERSAMPLING_RATES
 from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
@@ -56,10 +55,6 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT = 25.0
 # Seconds a shutdown waits for stream clients to receive the tail of the data.
 CLIENT_DRAIN_TIMEOUT = 5.0
-# ADC values the device encodes as byte 0, which reads back as "unset" (the
-# library's defaults 8 and 64): the device would not run at the rate requested.
-UNENCODABLE_ACQUISITION_TIMES = (1,)
-UNENCODABLE_OVERSAMPLING_RATES = (1,)
 # Characters that some file system (Windows, macOS, Linux) or the files API's
 # name check (``%2f`` and the like) refuses; everything else of a name is kept.
 UNSAFE_NAME_CHARACTERS = re.compile(r'[<>:"/\\|?*%\x00-\x1f\x7f]+')
@@ -253,17 +248,6 @@ class MeasurementService:
             raise InvalidInstructionsError(f"Invalid channels: {error}.") from error
         if instructions.adc is None:
             raise InvalidInstructionsError("Invalid ADC configuration.")
-        for field, values, unencodable in (
-            ("acquisition_time", ACQUISITION_TIMES, UNENCODABLE_ACQUISITION_TIMES),
-            ("oversampling_rate", OVERSAMPLING_RATES, UNENCODABLE_OVERSAMPLING_RATES),
-        ):
-            value = getattr(instructions.adc, field)
-            if value in unencodable:
-                allowed = [v for v in values if v not in unencodable]
-                raise InvalidInstructionsError(
-                    f"adc.{field} {value} is not supported for measurements (the device "
-                    f"cannot apply it); allowed: {', '.join(map(str, allowed))}."
-                )
         if instructions.meta is not None:
             check_metadata_size(instructions.meta.model_dump())
         if instructions.ift_requested:
