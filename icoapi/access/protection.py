@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 
 from icoapi.access.guard import HostPolicy, RequestGuard
-from icoapi.access.tokens import TokenStore, load_tokens
+from icoapi.access.tokens import TokenFileError, TokenStore, load_tokens
 from icoapi.core.asgi import UnhandledErrors
 from icoapi.core.connections import (
     ConnectionWatch,
@@ -38,9 +38,21 @@ GUARD_RESPONSES = error_responses(UnauthorizedError, ForbiddenError, BodyTooLarg
 
 
 def load_access_tokens(settings: Settings) -> TokenStore:
-    """The tokens file plus ``ICOAPI_API_KEY``. :raises TokenFileError:"""
+    """The tokens file plus ``ICOAPI_API_KEY``.
+
+    :raises TokenFileError: the file is unreadable or invalid, or it exists but
+        holds no token: someone meant to turn access control on, and silently
+        running without it would be the opposite."""
+    path = settings.tokens_file
+    tokens = load_tokens(path)
+    if not tokens.entries and path.exists():
+        raise TokenFileError(
+            f"{path} holds no tokens, so access control would be off. Add a token "
+            "(python -m icoapi.access add <name> --role operator), or delete the file "
+            "to run without access control."
+        )
     api_key = settings.ICOAPI_API_KEY.get_secret_value() if settings.ICOAPI_API_KEY else None
-    return load_tokens(settings.tokens_file).with_api_key(api_key)
+    return tokens.with_api_key(api_key)
 
 
 def body_limits(settings: Settings) -> list[tuple[str, str, int]]:
