@@ -6,7 +6,8 @@ of every sample and converted values, as they arrive (for the live stream). For
 the file, the batches of a hand-over are merged into one, which also gets the
 number of frames lost before and within it (counting loss once per hand-over
 rather than per read keeps the cost per frame low). The file and the live
-stream consume the same batches, so they cannot disagree.
+stream consume the same batches, so they cannot disagree. The assembler finds
+the lost frames; the file writer keeps the one tally of them.
 
 Loss is counted from counters *and* timestamps. The 8-bit counter alone cannot
 tell a gap of ``d`` frames from one of ``d + 256 k``; the frame timestamps can.
@@ -35,7 +36,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from icoapi.hdf5.layout import loss_fraction
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.layout import ChannelLayout
 from icoapi.system.stream import RawFrames
@@ -155,9 +155,7 @@ class FrameAssembler:
         self._offsets = np.arange(layout.samples_per_frame) / channel_rate
         self.first_epoch: float | None = None
         self._loss = LossDetector(self.frame_rate)
-        self.received = 0
-        self.lost = 0
-        self.last_time = 0.0
+        self.last_time = 0.0  # seconds from the first frame to the newest one
 
     @property
     def start_time(self) -> str | None:
@@ -165,17 +163,6 @@ class FrameAssembler:
         if self.first_epoch is None:
             return None
         return datetime.fromtimestamp(self.first_epoch).isoformat()
-
-    @property
-    def dataloss(self) -> float:
-        return loss_fraction(self.lost, self.received)
-
-    @property
-    def measured_frame_rate(self) -> float | None:
-        """Frames per second the timestamps show (received and lost ones)."""
-        if self.last_time <= 0 or self.received + self.lost < 2:
-            return None
-        return (self.received + self.lost - 1) / self.last_time
 
     def assemble(self, frames: RawFrames) -> FrameBatch:
         """The batch of frames just read (its loss is counted by :meth:`merge`)."""
@@ -193,9 +180,7 @@ class FrameAssembler:
         within it. Every batch must be merged exactly once, in order."""
         counters = np.concatenate([part.counters for part in parts])
         frame_times = np.concatenate([part.frame_times for part in parts])
-        lost, received = self._loss.count(counters, frame_times)
-        self.lost += lost
-        self.received += received
+        lost, _ = self._loss.count(counters, frame_times)
         return FrameBatch(
             counters,
             frame_times,

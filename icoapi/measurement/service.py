@@ -331,9 +331,6 @@ class MeasurementService:
             elif result.status.startswith("error"):
                 self.last_error = result.status
         finally:
-            # The lease ends here at the latest (the stream callback ends it earlier).
-            with contextlib.suppress(Exception):
-                await active.stack.aclose()
             if self._active is active:
                 self._active = None
             self._idle.set()
