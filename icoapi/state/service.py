@@ -19,10 +19,9 @@ from icoapi.core.disk import disk_capacity
 from icoapi.core.events import Event, EventBus, PostMetaCompleted, PostMetaRequested
 from icoapi.core.paths import AppPaths
 from icoapi.core.sinks import MessageSink
-from icoapi.measurement.schemas import MeasurementStatus
+from icoapi.measurement.schemas import MeasurementStatus, MeasurementStatusSummary
 from icoapi.state.schemas import (
     CloudState,
-    MeasurementStatusSummary,
     ReportedLinkState,
     SocketMessage,
     SystemStateModel,
