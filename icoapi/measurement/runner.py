@@ -233,6 +233,8 @@ class MeasurementRun:
         stream = self._stream
         if stream is None or not self._still_streaming:
             return
+        # The data is in the file: a waiting stop request need not wait for this.
+        self.file_closed.set()
         for attempt in range(1, STOP_AGAIN_ATTEMPTS + 1):
             await asyncio.sleep(STOP_AGAIN_INTERVAL)
             report = await stream.stop(after_error=False, timeout=STOP_STREAM_TIMEOUT, attempts=1)
