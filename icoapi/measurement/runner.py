@@ -256,11 +256,18 @@ class MeasurementRun:
 
     def _check_rate(self) -> None:
         """The rate the file states must be the rate the data arrived at: the
-        frames the file counts (received and lost) over the time they span."""
+        frames the file counts (received and lost) over the time they span,
+        from where the stream last started over (a repeated start request)."""
         frames = self.writer.frames + self.writer.lost_frames
-        if frames < 2 or self.frames.last_time < RATE_CHECK_SECONDS:
+        span = self.frames.last_time
+        restart = self.frames.restart
+        if restart is not None:
+            started, frames_before = restart
+            frames -= frames_before
+            span -= started
+        if frames < 2 or span < RATE_CHECK_SECONDS:
             return
-        measured = (frames - 1) / self.frames.last_time
+        measured = (frames - 1) / span
         stated = self.frames.frame_rate
         if abs(measured / stated - 1) > RATE_TOLERANCE:
             layout = self.plan.layout
