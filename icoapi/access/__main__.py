@@ -48,8 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         elif not remove_token(path, options.name):
             sys.stderr.write(f"No token named '{options.name}' in {path}\n")
             return 1
-        else:
+        elif path.exists():
             _say(f"Removed '{options.name}' from {path}; restart icoapi to apply.")
+        else:
+            _say(
+                f"Removed '{options.name}', the last token, and with it {path}: after a "
+                "restart access control is off (unless ICOAPI_API_KEY is set)."
+            )
     except (TokenFileError, SettingsError) as error:
         sys.stderr.write(f"icoapi.access: {error}\n")
         return 2

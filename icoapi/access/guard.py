@@ -146,6 +146,20 @@ class RequestGuard:
             for part in headers.get("sec-websocket-protocol", "").split(",")
             if part.strip()
         ]
+        if WEBSOCKET_PROTOCOL not in protocols and any(
+            p.startswith(BEARER_PROTOCOL_PREFIX) for p in protocols
+        ):
+            # The handshake must select one offered subprotocol; the only one
+            # offered here is the token, which is never echoed.
+            await self._refuse(
+                scope,
+                send,
+                400,
+                f"Offer the subprotocol '{WEBSOCKET_PROTOCOL}' together with "
+                f"'{BEARER_PROTOCOL_PREFIX}<token>': the service selects "
+                f"'{WEBSOCKET_PROTOCOL}' and never echoes a token.",
+            )
+            return
         path: str = scope["path"]
         in_api = path.startswith(f"{self.api_prefix}/") or path == self.api_prefix
         server_rule = None if in_api else self.rules.server_rule(method, path)
@@ -175,10 +189,8 @@ class RequestGuard:
                     )
                     return
             scope.setdefault("state", {})["identity"] = identity
-        if is_websocket and any(
-            p == WEBSOCKET_PROTOCOL or p.startswith(BEARER_PROTOCOL_PREFIX) for p in protocols
-        ):
-            send = self._selecting_protocol(send, protocols)
+        if is_websocket and WEBSOCKET_PROTOCOL in protocols:
+            send = self._selecting_protocol(send)
         await self.app(scope, receive, send)
 
     def _origin_allowed(self, origin: str | None, host: str | None) -> bool:
@@ -225,18 +237,13 @@ class RequestGuard:
         return None
 
     @staticmethod
-    def _selecting_protocol(send: Send, protocols: list[str]) -> Send:
-        """Accept the handshake with a subprotocol the client offered (browsers
-        drop a connection whose answer names none), never echoing the token."""
-        chosen = (
-            WEBSOCKET_PROTOCOL
-            if WEBSOCKET_PROTOCOL in protocols
-            else next(p for p in protocols if p.startswith(BEARER_PROTOCOL_PREFIX))
-        )
+    def _selecting_protocol(send: Send) -> Send:
+        """Accept the handshake with the plain subprotocol the client offered
+        (browsers drop a connection whose answer names none of theirs)."""
 
         async def send_with_protocol(message: Message) -> None:
             if message["type"] == "websocket.accept" and not message.get("subprotocol"):
-                message = {**message, "subprotocol": chosen}
+                message = {**message, "subprotocol": WEBSOCKET_PROTOCOL}
             await send(message)
 
         return send_with_protocol

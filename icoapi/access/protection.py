@@ -13,14 +13,21 @@ from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 
 from icoapi.access.guard import HostPolicy, RequestGuard
-from icoapi.access.tokens import TokenStore, load_tokens
+from icoapi.access.tokens import TokenFileError, TokenStore, load_tokens
 from icoapi.core.asgi import UnhandledErrors
+from icoapi.core.connections import (
+    ConnectionWatch,
+    connection_ceiling,
+    descriptor_limit,
+    guarded_http_protocol,
+)
 from icoapi.core.errors import (
     BodyTooLargeError,
     ForbiddenError,
     UnauthorizedError,
     error_responses,
 )
+from icoapi.core.json_bodies import StrictJsonBodies
 from icoapi.core.limits import BodySizeLimit
 from icoapi.core.settings import Settings
 
@@ -31,9 +38,21 @@ GUARD_RESPONSES = error_responses(UnauthorizedError, ForbiddenError, BodyTooLarg
 
 
 def load_access_tokens(settings: Settings) -> TokenStore:
-    """The tokens file plus ``ICOAPI_API_KEY``. :raises TokenFileError:"""
+    """The tokens file plus ``ICOAPI_API_KEY``.
+
+    :raises TokenFileError: the file is unreadable or invalid, or it exists but
+        holds no token: someone meant to turn access control on, and silently
+        running without it would be the opposite."""
+    path = settings.tokens_file
+    tokens = load_tokens(path)
+    if not tokens.entries and path.exists():
+        raise TokenFileError(
+            f"{path} holds no tokens, so access control would be off. Add a token "
+            "(python -m icoapi.access add <name> --role operator), or delete the file "
+            "to run without access control."
+        )
     api_key = settings.ICOAPI_API_KEY.get_secret_value() if settings.ICOAPI_API_KEY else None
-    return load_tokens(settings.tokens_file).with_api_key(api_key)
+    return tokens.with_api_key(api_key)
 
 
 def body_limits(settings: Settings) -> list[tuple[str, str, int]]:
@@ -57,6 +76,8 @@ def add_protection(app: Starlette, settings: Settings, tokens: TokenStore) -> No
     answer to an allowed origin carries CORS headers, the guard's 400/401/403,
     the 413 and the 500 of the safety net included."""
     app.add_middleware(UnhandledErrors)
+    # Inside the body limit: it buffers JSON bodies, which the limit bounds.
+    app.add_middleware(StrictJsonBodies)
     app.add_middleware(
         BodySizeLimit, default=settings.ICOAPI_MAX_BODY_BYTES, limits=body_limits(settings)
     )
@@ -82,12 +103,17 @@ def add_protection(app: Starlette, settings: Settings, tokens: TokenStore) -> No
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Server options that belong to the service's security: forwarded headers
     are believed only from ``ICOAPI_TRUSTED_PROXIES`` (uvicorn alone would
-    believe them from 127.0.0.1, so any local process could claim any address)."""
+    believe them from 127.0.0.1, so any local process could claim any address),
+    and connections are limited (:mod:`icoapi.core.connections`). Each call
+    gives a new server its own limits."""
     proxies = settings.ICOAPI_TRUSTED_PROXIES
+    ceiling = connection_ceiling(settings.ICOAPI_MAX_CONNECTIONS, descriptor_limit())
+    watch = ConnectionWatch(ceiling, settings.ICOAPI_HEADER_TIMEOUT)
     return {
         "proxy_headers": bool(proxies),
         "forwarded_allow_ips": ",".join(proxies) if proxies else "",
         "server_header": False,
+        "http": guarded_http_protocol(watch),
     }
 
 

@@ -172,9 +172,14 @@ def add_token(path: Path, name: str, role: str) -> str:
 
 
 def remove_token(path: Path, name: str) -> bool:
+    """Revoke the token ``name``. The last one takes the file with it: the
+    service refuses to start with a tokens file that holds no token."""
     entries = list(load_tokens(path).entries)
     kept = [entry for entry in entries if entry.name != name]
     if len(kept) == len(entries):
         return False
-    save_tokens(path, kept)
+    if kept:
+        save_tokens(path, kept)
+    else:
+        path.unlink()
     return True

@@ -6,20 +6,21 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
 
-def error_body(detail: str) -> bytes:
+def error_body(detail: str | list[dict[str, Any]]) -> bytes:
     return json.dumps({"detail": detail}).encode()
 
 
 async def send_error(
     send: Send,
     status: int,
-    detail: str,
+    detail: str | list[dict[str, Any]],
     close: bool = False,
     headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:

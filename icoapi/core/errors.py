@@ -8,6 +8,7 @@ word for word, so clients that show or compare details keep working."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -126,18 +127,42 @@ MAX_ECHOED_INPUT = 200
 
 def shorten_input(value: Any, limit: int = MAX_ECHOED_INPUT) -> Any:
     """``value`` itself if its JSON form is short, else the start of that form.
-    Encodes lazily, so a huge body is never serialised whole."""
+    Encodes lazily, so a huge body is never serialised whole. What a JSON
+    response cannot hold (NaN, infinities, lone surrogates) is shown as text."""
     if isinstance(value, str):
-        return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+        text = value if len(value) <= limit else f"{value[:limit]}… ({len(value)} characters)"
+        return _encodable_text(text)
     if isinstance(value, bytes | bytearray):
         return shorten_input(bytes(value).decode("utf-8", "replace"), limit)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     pieces: list[str] = []
     size = 0
     for chunk in json.JSONEncoder(default=str).iterencode(value):
         pieces.append(chunk)
         size += len(chunk)
         if size > limit:
-            return "".join(pieces)[:limit] + "… (truncated)"
+            return _encodable_text("".join(pieces)[:limit] + "… (truncated)")
+    return _json_safe(value)
+
+
+def _encodable_text(text: str) -> str:
+    # A lone surrogate cannot be encoded as UTF-8: show its escape instead.
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` (small) with non-finite numbers and unencodable text as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return _encodable_text(value)
+    if isinstance(value, dict):
+        return {_json_safe(key): _json_safe(child) for key, child in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(child) for child in value]
     return value
 
 

@@ -82,13 +82,36 @@ def secret_forms(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= 3}
 
 
+def _percent_encoded(char: str) -> str:
+    # The UTF-8 bytes of ``char`` percent-encoded once or more often (``%2F``,
+    # ``%252F``, …), hex digits in either case.
+    return "".join(
+        "%(?:25)*" + "".join(f"[{digit}{digit.lower()}]" for digit in f"{byte:02X}")
+        for byte in char.encode("utf-8")
+    )
+
+
+def encoded_secret_pattern(secret: str) -> re.Pattern[str]:
+    """Matches ``secret`` with any of its characters percent-encoded, once or
+    several times over (a query string inside a query string), ``+`` for a
+    space included: the forms :func:`secret_forms` cannot list."""
+    parts = []
+    for char in secret:
+        options = [re.escape(char), _percent_encoded(char)]
+        if char == " ":  # "+", also once encoded itself
+            options.extend((r"\+", "%(?:25)*2[bB]"))
+        parts.append(f"(?:{'|'.join(options)})")
+    return re.compile("".join(parts))
+
+
 # Credentials by shape, whatever their value: query parameters, headers and the
 # WebSocket subprotocol that carry tokens, and tokens made by ``icoapi.access``.
 _CREDENTIAL_NAMES = r"(?:api_key|access_token|token|password|passwd|secret)"
 CREDENTIAL_PATTERNS = (
-    # In a query string the value ends at "&"; in a percent-encoded one at "%26".
+    # In a query string the value ends at "&"; in a percent-encoded one (once or
+    # more often) at "%26" ("%2526", …).
     re.compile(rf"(?i)({_CREDENTIAL_NAMES}=)([^&\s\"'#;,]+)"),
-    re.compile(rf"(?i)({_CREDENTIAL_NAMES}%3D)((?:(?!%26)[^&\s\"'#;,])+)"),
+    re.compile(rf"(?i)({_CREDENTIAL_NAMES}%(?:25)*3D)((?:(?!%(?:25)*26)[^&\s\"'#;,])+)"),
     re.compile(
         r"(?i)((?:authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)([^\s\"',;]+)"
     ),
@@ -97,12 +120,17 @@ CREDENTIAL_PATTERNS = (
 )
 
 
-def redact_credentials(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with registered secrets (in any encoding) and credential-shaped
-    values replaced by ``***``."""
+def redact_credentials(
+    text: str, secrets: Iterable[str] = (), encoded: Iterable[re.Pattern[str]] = ()
+) -> str:
+    """``text`` with registered secrets (their listed forms, then any percent-
+    encoding of them) and credential-shaped values replaced by ``***``."""
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, "***")
+    if "%" in text:
+        for pattern in encoded:
+            text = pattern.sub("***", text)
     for pattern in CREDENTIAL_PATTERNS:
         text = pattern.sub(r"\1***", text)
     return text
@@ -120,19 +148,23 @@ class SecretRedactor(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._secrets: tuple[str, ...] = ()
+        self._encoded: dict[str, re.Pattern[str]] = {}
         self._lock = threading.Lock()
 
     def register(self, secrets: Iterable[str | None]) -> None:
         with self._lock:
             forms = set(self._secrets)
+            encoded = dict(self._encoded)
             for secret in secrets:
                 if secret and len(secret) >= 3:
                     forms |= secret_forms(secret)
+                    encoded.setdefault(secret, encoded_secret_pattern(secret))
             # Longest first: a secret's encoded form may contain a shorter form.
             self._secrets = tuple(sorted(forms, key=len, reverse=True))
+            self._encoded = encoded
 
     def redact(self, text: str) -> str:
-        return redact_credentials(text, self._secrets)
+        return redact_credentials(text, self._secrets, tuple(self._encoded.values()))
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -124,6 +124,22 @@ class Settings(BaseSettings):
         "live stream, but several percent of a CPU core per client.",
     )
 
+    # --- Connection limits (request hardening) -------------------------------------
+    ICOAPI_MAX_CONNECTIONS: int = Field(
+        512,
+        ge=1,
+        le=100_000,
+        description="Open client connections at most (HTTP and WebSocket); beyond it the "
+        "connection waiting longest for request headers is closed. Lowered to leave a "
+        "quarter of the process's file-descriptor limit to the rest of the service.",
+    )
+    ICOAPI_HEADER_TIMEOUT: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a connection may take to send its request headers.",
+    )
+
     # --- Data and logs --------------------------------------------------------------
     VITE_APPLICATION_FOLDER: str = Field(
         DEFAULT_APPLICATION_FOLDER,

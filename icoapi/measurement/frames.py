@@ -6,7 +6,8 @@ of every sample and converted values, as they arrive (for the live stream). For
 the file, the batches of a hand-over are merged into one, which also gets the
 number of frames lost before and within it (counting loss once per hand-over
 rather than per read keeps the cost per frame low). The file and the live
-stream consume the same batches, so they cannot disagree.
+stream consume the same batches, so they cannot disagree. The assembler finds
+the lost frames; the file writer keeps the one tally of them.
 
 Loss is counted from counters *and* timestamps. The 8-bit counter alone cannot
 tell a gap of ``d`` frames from one of ``d + 256 k``; the frame timestamps can.
@@ -23,6 +24,13 @@ frame periods late (40 ms at the default rate). This needs the stated frame
 rate to be right (the runner cross-checks it). A repeated counter (a frame sent
 twice) counts as neither received nor lost, as in icotronic, unless a whole
 cycle's time passed.
+
+A device starts counting at 0 with every start request. When its answer to the
+start request is late, the library sends the request again, and the device
+starts over: the frames begin again at counter 0. Within the first
+:data:`START_PHASE_S` seconds such a new start (counter 0 that does not follow
+255) is taken for what it is, not for lost counter cycles: counting begins anew
+there, and the rate is checked from there on (:attr:`FrameAssembler.restart`).
 """
 
 from __future__ import annotations
@@ -35,7 +43,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from icoapi.hdf5.layout import loss_fraction
 from icoapi.measurement.conversion import SampleConverter
 from icoapi.measurement.layout import ChannelLayout
 from icoapi.system.stream import RawFrames
@@ -46,6 +53,9 @@ WINDOW = 1024
 # Pairs whose time apart differs by this many frame periods from their counter
 # step are checked for lost cycles.
 SUSPICIOUS = 32
+# Seconds after the first frame in which the stream may start over (a repeated
+# start request): longer than the library's retries of a late answer take.
+START_PHASE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,10 @@ class LossDetector:
         # Offsets of the recent frames (at least WINDOW of them), newest last.
         self._history: deque[npt.NDArray[np.float64]] = deque()
         self._history_frames = 0
+        self._start_phase = True
+        self._frames = 0  # frames given to count() so far
+        # (its time as given to count(), frames before it) of the last new start.
+        self.restart: tuple[float, int] | None = None
 
     def count(
         self, counters: npt.NDArray[np.integer[Any]], times: npt.NDArray[np.float64]
@@ -99,11 +113,23 @@ class LossDetector:
                 return 0, 0
             self._last_counter = int(counters[0])
             self._first_time = float(times[0])
+            self._frames += 1
             self._remember(np.zeros(1))
             lost, received = self.count(counters[1:], times[1:])
             return lost, received + 1
         if not len(counters):
             return 0, 0
+        if self._start_phase:
+            start = self._new_start(counters, times)
+            if start is not None:
+                lost, received = self.count(counters[:start], times[:start])
+                self.restart = (float(times[start]), self._frames)
+                self._last_counter = None
+                self._history.clear()
+                self._history_frames = 0
+                more_lost, more_received = self.count(counters[start:], times[start:])
+                return lost + more_lost, received + more_received
+        self._frames += len(counters)
         periods = (times - self._first_time) * self.frame_rate
         steps = np.mod(np.diff(counters.astype(np.int64), prepend=self._last_counter), 256)
         index = np.cumsum(steps) + self._last_index
@@ -133,6 +159,19 @@ class LossDetector:
         spans = steps[~repeated] + 256 * cycles[~repeated]
         return int(spans.sum()) - len(spans), len(spans)
 
+    def _new_start(
+        self, counters: npt.NDArray[np.integer[Any]], times: npt.NDArray[np.float64]
+    ) -> int | None:
+        """Index of the first frame where the stream starts over, if any (and
+        whether the start phase is over)."""
+        early = times - self._first_time < START_PHASE_S
+        if not early[-1]:
+            self._start_phase = False
+        last = self._last_counter if self._last_counter is not None else -1
+        previous = np.concatenate((np.array([last], np.int64), counters[:-1].astype(np.int64)))
+        starts = np.flatnonzero((counters == 0) & (previous != 255) & early)
+        return int(starts[0]) if len(starts) else None
+
     def _remember(self, offsets: npt.NDArray[np.float64]) -> None:
         self._history.append(offsets)
         self._history_frames += len(offsets)
@@ -155,9 +194,13 @@ class FrameAssembler:
         self._offsets = np.arange(layout.samples_per_frame) / channel_rate
         self.first_epoch: float | None = None
         self._loss = LossDetector(self.frame_rate)
-        self.received = 0
-        self.lost = 0
-        self.last_time = 0.0
+        self.last_time = 0.0  # seconds from the first frame to the newest one
+
+    @property
+    def restart(self) -> tuple[float, int] | None:
+        """Where the stream last started over (see the module docstring):
+        seconds from the first frame and the number of frames before it."""
+        return self._loss.restart  # the detector counts frame times from the first frame
 
     @property
     def start_time(self) -> str | None:
@@ -165,17 +208,6 @@ class FrameAssembler:
         if self.first_epoch is None:
             return None
         return datetime.fromtimestamp(self.first_epoch).isoformat()
-
-    @property
-    def dataloss(self) -> float:
-        return loss_fraction(self.lost, self.received)
-
-    @property
-    def measured_frame_rate(self) -> float | None:
-        """Frames per second the timestamps show (received and lost ones)."""
-        if self.last_time <= 0 or self.received + self.lost < 2:
-            return None
-        return (self.received + self.lost - 1) / self.last_time
 
     def assemble(self, frames: RawFrames) -> FrameBatch:
         """The batch of frames just read (its loss is counted by :meth:`merge`)."""
@@ -193,9 +225,7 @@ class FrameAssembler:
         within it. Every batch must be merged exactly once, in order."""
         counters = np.concatenate([part.counters for part in parts])
         frame_times = np.concatenate([part.frame_times for part in parts])
-        lost, received = self._loss.count(counters, frame_times)
-        self.lost += lost
-        self.received += received
+        lost, _ = self._loss.count(counters, frame_times)
         return FrameBatch(
             counters,
             frame_times,

@@ -4,6 +4,9 @@ Samples are collected as they arrive and sent at most ``update_rate`` times a
 second. Each message is a JSON array holding *every* sample since the previous
 message, encoded once and offered to all clients (see :mod:`icoapi.core.websocket`
 for how slow clients are handled). With no client connected nothing is encoded.
+
+This module is the one place that knows the stream's wire format: sample entries,
+data-loss entries, the IFT entry and error objects.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ class LiveStream:
         self._pending: list[str] = []
         self._pending_entries = 0
         self._last_sent = time.monotonic()
-        self.messages_sent = 0
 
     @property
     def active(self) -> bool:
@@ -104,7 +106,6 @@ class LiveStream:
             f'[{{"timestamp":{ts},"first":null,"second":null,"third":null,"ift":null,'
             f'"counter":null,"dataloss":{dataloss:.6g}}}]'
         )
-        self.messages_sent += 1
 
     def flush_if_due(self) -> None:
         if time.monotonic() - self._last_sent >= self.interval:
@@ -118,10 +119,30 @@ class LiveStream:
         self._pending.clear()
         self._pending_entries = 0
         self.clients.broadcast(message)
-        self.messages_sent += 1
 
-    def send_object(self, payload: Any) -> None:
-        """Send one JSON value right away (after flushing what is pending)."""
+    def send_error(self, kind: str, message: str) -> None:
+        """Tell clients what went wrong: ``{"error": true, "type", "message"}``
+        (an object, not an array, so clients tell it from data)."""
+        self._send_now({"error": True, "type": kind, "message": message})
+
+    def send_ift(self, points: list[dict[str, float]]) -> None:
+        """The IFT result of the finished measurement as one stream entry."""
+        self._send_now(
+            [
+                {
+                    "timestamp": 1,
+                    "first": None,
+                    "second": None,
+                    "third": None,
+                    "ift": points,
+                    "counter": 1,
+                    "dataloss": None,
+                }
+            ]
+        )
+
+    def _send_now(self, payload: Any) -> None:
+        # After the samples it follows.
         self.flush()
         if self.active:
             self.clients.broadcast(json.dumps(payload))

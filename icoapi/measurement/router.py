@@ -18,7 +18,7 @@ from icoapi.measurement.errors import (
 from icoapi.measurement.schemas import (
     ControlResponse,
     MeasurementInstructions,
-    MeasurementStatus,
+    MeasurementStatusSummary,
     Metadata,
 )
 from icoapi.system.errors import (
@@ -71,10 +71,12 @@ async def post_measurement_metadata(measurement: MeasurementDep, metadata: Metad
     measurement.post_meta(metadata)
 
 
-@router.get("", response_model=MeasurementStatus)
-async def measurement_status(measurement: MeasurementDep) -> MeasurementStatus:
-    """The current measurement (all fields null when none runs)."""
-    return measurement.status()
+@router.get("", response_model=MeasurementStatusSummary)
+async def measurement_status(measurement: MeasurementDep) -> MeasurementStatusSummary:
+    """The current measurement (all fields null when none runs). Its metadata is
+    summarised (version, profile, parameter names) as in the ``/state`` pushes:
+    the values, pictures included, are in the file."""
+    return MeasurementStatusSummary.of(measurement.status())
 
 
 @router.websocket("/stream")

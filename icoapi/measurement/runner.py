@@ -50,6 +50,11 @@ DATALOSS_INTERVAL = 1.0
 WRITE_INTERVAL = 0.1
 # Longest time stopping the stream (with verification and retries) may take.
 STOP_STREAM_TIMEOUT = 12.0
+# A device that kept streaming through every stop request is asked again this
+# many times, this many seconds apart, once the file is closed (before the device
+# is given back): otherwise it would stream until the next start.
+STOP_AGAIN_ATTEMPTS = 3
+STOP_AGAIN_INTERVAL = 2.0
 # The rate the frame timestamps show may differ this much from the stated one
 # (clock jitter) before the file's status reports a mismatch.
 RATE_TOLERANCE = 0.05
@@ -73,22 +78,6 @@ class RunPlan:
     @property
     def channel_rate(self) -> float:
         return self.layout.channel_rate(self.adc.sample_rate)
-
-
-@dataclass
-class LossCounter:
-    """Frames lost and received over the last reporting period."""
-
-    lost: int = 0
-    retrieved: int = 0
-
-    def add(self, lost: int, retrieved: int) -> None:
-        self.lost += lost
-        self.retrieved += retrieved
-
-    @property
-    def dataloss(self) -> float:
-        return loss_fraction(self.lost, self.retrieved)
 
 
 @dataclass
@@ -129,7 +118,10 @@ class MeasurementRun:
         self.file_closed = asyncio.Event()
         self.post_meta = PostMetaWait(plan.name, plan.path.name, post_meta_timeout)
         self.frames = FrameAssembler(plan.layout, plan.converter, plan.adc.sample_rate)
-        self.period = LossCounter()
+        # The writer's counts (frames, lost frames) at the last loss report.
+        self._reported = (0, 0)
+        self._stream: DataStream | None = None
+        self._still_streaming = False
         self.result = RunResult()
         self._start_time_written = False
         self._unwritten: list[FrameBatch] = []
@@ -144,6 +136,9 @@ class MeasurementRun:
         if reason is not None and self.stop_reason is None:
             self.stop_reason = reason
         self.stop_requested.set()
+        if self._stream is not None:
+            # A stalled stream must not hold the stop for the stream timeout.
+            self._stream.wake()
 
     def provide_post_meta(self, metadata: Metadata | None) -> bool:
         """Deliver the post-measurement metadata; ``None`` finishes without it.
@@ -157,9 +152,13 @@ class MeasurementRun:
     async def run(self) -> RunResult:
         try:
             try:
-                await self._acquire()
-                await self._finish_file()
-                await self.on_stream_closed()
+                try:
+                    await self._acquire()
+                    await self._finish_file()
+                    await self._stop_again()
+                finally:
+                    # The one place the device is given back (the lease ends).
+                    await self.on_stream_closed()
                 await self._send_ift()
             finally:
                 # Whatever happened above, every client learns the measurement ended
@@ -181,6 +180,9 @@ class MeasurementRun:
             stream = await self.system.open_data_stream(
                 layout.streaming_configuration(), self.frames.frame_rate
             )
+            self._stream = stream
+            if self.stop_requested.is_set():
+                stream.wake()
             logger.info("Measurement %s streaming", self.plan.name)
             await self._consume(stream)
         except Exception as error:
@@ -193,12 +195,14 @@ class MeasurementRun:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-            # Whatever ended the run, everything received goes to the file.
+            # Whatever ended the run, everything received goes to the file, and
+            # stream clients get the last samples now, not after the stop check.
             try:
                 self._hand_over_to_file()
             except Exception as error:
                 logger.error("Could not hand the last data to the file: %s", error)
                 self.result.add_problem(f"last data not written: {error}")
+            self.live.flush()
             if stream is not None:
                 await self._stop_stream(stream)
         # The file's counts are the run's (writer.frames and .dataloss).
@@ -210,24 +214,19 @@ class MeasurementRun:
         if self.stop_requested.is_set() and self.result.error is None:
             self.result.status = "stopped" + (f": {self.stop_reason}" if self.stop_reason else "")
         self.result.status = status_with_problems(self.result.status, self.result.problems or [])
-        self.live.add_dataloss(self.result.dataloss, self.frames.last_time)  # flushes first
+        self.live.add_dataloss(self.result.dataloss, self.frames.last_time)
         failure = self.result.error
         if failure is not None:
-            self.live.send_object(
-                {"error": True, "type": type(failure).__name__, "message": str(failure)}
-            )
+            self.live.send_error(type(failure).__name__, str(failure))
         elif self.result.problems:
-            self.live.send_object(
-                {"error": True, "type": "MeasurementProblem", "message": self.result.status}
-            )
+            self.live.send_error("MeasurementProblem", self.result.status)
         elif self.stop_reason is not None:
-            self.live.send_object(
-                {"error": True, "type": "MeasurementStopped", "message": self.result.status}
-            )
+            self.live.send_error("MeasurementStopped", self.result.status)
 
     async def _stop_stream(self, stream: DataStream) -> None:
         failed = self.result.error is not None
         report = await stream.stop(after_error=failed, timeout=STOP_STREAM_TIMEOUT)
+        self._still_streaming = report.streaming
         if not report.stopped:
             logger.error("Measurement %s: %s", self.plan.name, report.detail)
             if not failed:
@@ -235,11 +234,47 @@ class MeasurementRun:
         elif report.detail:
             logger.warning("Measurement %s stream stopped after: %s", self.plan.name, report.detail)
 
-    def _check_rate(self) -> None:
-        """The rate the file states must be the rate the data arrived at."""
-        measured = self.frames.measured_frame_rate
-        if measured is None or self.frames.last_time < RATE_CHECK_SECONDS:
+    async def _stop_again(self) -> None:
+        """Ask a device that kept streaming through every stop request again,
+        while it is still leased (its file is closed: nothing changes there)."""
+        stream = self._stream
+        if stream is None or not self._still_streaming:
             return
+        # The data is in the file: a waiting stop request need not wait for this.
+        self.file_closed.set()
+        for attempt in range(1, STOP_AGAIN_ATTEMPTS + 1):
+            await asyncio.sleep(STOP_AGAIN_INTERVAL)
+            report = await stream.stop(after_error=False, timeout=STOP_STREAM_TIMEOUT, attempts=1)
+            if report.stopped:
+                logger.info(
+                    "Measurement %s: the device stopped streaming when asked again (%d)",
+                    self.plan.name,
+                    attempt,
+                )
+                return
+            if not report.streaming:  # no answer and no frames: the link is gone
+                break
+        logger.error(
+            "Measurement %s: the device still streams after %d more stop requests; "
+            "disconnect it or reset the STU",
+            self.plan.name,
+            STOP_AGAIN_ATTEMPTS,
+        )
+
+    def _check_rate(self) -> None:
+        """The rate the file states must be the rate the data arrived at: the
+        frames the file counts (received and lost) over the time they span,
+        from where the stream last started over (a repeated start request)."""
+        frames = self.writer.frames + self.writer.lost_frames
+        span = self.frames.last_time
+        restart = self.frames.restart
+        if restart is not None:
+            started, frames_before = restart
+            frames -= frames_before
+            span -= started
+        if frames < 2 or span < RATE_CHECK_SECONDS:
+            return
+        measured = (frames - 1) / span
         stated = self.frames.frame_rate
         if abs(measured / stated - 1) > RATE_TOLERANCE:
             layout = self.plan.layout
@@ -252,7 +287,10 @@ class MeasurementRun:
     async def _consume(self, stream: DataStream) -> None:
         limit = self.plan.instructions.time
         while not self.stop_requested.is_set():
-            batch = self.frames.assemble(await stream.read(MAX_BATCH_FRAMES))
+            raw = await stream.read(MAX_BATCH_FRAMES)
+            if not len(raw):  # woken by a stop request
+                continue
+            batch = self.frames.assemble(raw)
             if not self._start_time_written and self.frames.start_time is not None:
                 self.writer.set_attributes(Start_Time=self.frames.start_time)
                 self._start_time_written = True
@@ -285,16 +323,20 @@ class MeasurementRun:
         batch = self.frames.merge(self._unwritten)
         self._unwritten = []
         self._unwritten_frames = 0
-        self.period.add(batch.lost, len(batch))
         self.writer.append(batch.counters, batch.sample_times, batch.values, lost=batch.lost)
 
     async def _report_dataloss(self) -> None:
-        """Tell clients the loss since the last report, once a second by clock."""
+        """Tell clients the loss since the last report, once a second by clock,
+        from the file writer's counts (the measurement's one tally)."""
         while True:
             await asyncio.sleep(DATALOSS_INTERVAL)
-            if self.period.retrieved or self.period.lost:
-                self.live.add_dataloss(self.period.dataloss, self.frames.last_time)
-                self.period = LossCounter()
+            counts = (self.writer.frames, self.writer.lost_frames)
+            frames, lost = (
+                now - before for now, before in zip(counts, self._reported, strict=True)
+            )
+            if frames or lost:
+                self.live.add_dataloss(loss_fraction(lost, frames), self.frames.last_time)
+                self._reported = counts
 
     async def _finish_file(self) -> None:
         try:
@@ -333,26 +375,12 @@ class MeasurementRun:
             )
         except Exception as error:
             logger.warning("IFT value not computed: %s", error)
-            self.live.send_object(
-                {"error": True, "type": type(error).__name__, "message": f"IFT: {error}"}
-            )
+            self.live.send_error(type(error).__name__, f"IFT: {error}")
             return
         logger.info(
             "IFT value computed for %d points in %.2f s", len(points), time.monotonic() - started
         )
-        self.live.send_object(
-            [
-                {
-                    "timestamp": 1,
-                    "first": None,
-                    "second": None,
-                    "third": None,
-                    "ift": points,
-                    "counter": 1,
-                    "dataloss": None,
-                }
-            ]
-        )
+        self.live.send_ift(points)
 
     async def _wait_for_post_meta(self) -> None:
         self.post_meta.begin()

@@ -114,3 +114,62 @@ class MeasurementStatus(BaseModel):
 class ControlResponse(BaseModel):
     message: str
     data: MeasurementStatus
+
+
+class MetadataSummary(BaseModel):
+    """Metadata without its values (pictures can make it megabytes)."""
+
+    version: str
+    profile: str
+    parameter_names: list[str] = Field(
+        description="The parameters given; their values (pictures included) are in the file."
+    )
+
+
+class InstructionsSummary(MeasurementInstructions):
+    """The instructions of the running measurement without the metadata values:
+    pictures in the metadata would make every state push as large as they are."""
+
+    model_config = ConfigDict(json_schema_extra=None)
+
+    meta: MetadataSummary | None  # type: ignore[assignment]
+
+
+class MeasurementStatusSummary(BaseModel):
+    """:class:`MeasurementStatus` with :class:`InstructionsSummary` instructions:
+    what ``GET /measurement`` and every ``/state`` push show."""
+
+    running: bool = False
+    name: str | None = None
+    start_time: str | None = None
+    tool_name: str | None = None
+    instructions: InstructionsSummary | None = None
+    last_error: str | None = None
+    post_meta_pending: PendingPostMeta | None = None
+
+    @classmethod
+    def of(cls, status: MeasurementStatus) -> MeasurementStatusSummary:
+        instructions = None
+        if status.instructions is not None:
+            meta = status.instructions.meta
+            summary = (
+                None
+                if meta is None
+                else MetadataSummary(
+                    version=meta.version,
+                    profile=meta.profile,
+                    parameter_names=list(meta.parameters),
+                )
+            )
+            instructions = InstructionsSummary.model_validate(
+                {**status.instructions.model_dump(exclude={"meta"}), "meta": summary}
+            )
+        return cls(
+            running=status.running,
+            name=status.name,
+            start_time=status.start_time,
+            tool_name=status.tool_name,
+            instructions=instructions,
+            last_error=status.last_error,
+            post_meta_pending=status.post_meta_pending,
+        )

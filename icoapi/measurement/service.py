@@ -47,7 +47,7 @@ from icoapi.measurement.schemas import (
 )
 from icoapi.sensors.schemas import Sensor
 from icoapi.sensors.service import SensorCatalog
-from icoapi.system.schemas import ACQUISITION_TIMES, DEFAULT_ADC, OVERSAMPLING_RATES, ADCSettings
+from icoapi.system.schemas import DEFAULT_ADC, ADCSettings
 from icoapi.system.service import ICOSystem
 
 logger = logging.getLogger(__name__)
@@ -57,10 +57,6 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT = 25.0
 # Seconds a shutdown waits for stream clients to receive the tail of the data.
 CLIENT_DRAIN_TIMEOUT = 5.0
-# ADC values the device encodes as byte 0, which reads back as "unset" (the
-# library's defaults 8 and 64): the device would not run at the rate requested.
-UNENCODABLE_ACQUISITION_TIMES = (1,)
-UNENCODABLE_OVERSAMPLING_RATES = (1,)
 # The file name of a measurement: the one name policy of icoapi.hdf5.names.
 file_stem = measurement_file_stem
 
@@ -268,17 +264,6 @@ class MeasurementService:
             raise InvalidInstructionsError(f"Invalid channels: {error}.") from error
         if instructions.adc is None:
             raise InvalidInstructionsError("Invalid ADC configuration.")
-        for field, values, unencodable in (
-            ("acquisition_time", ACQUISITION_TIMES, UNENCODABLE_ACQUISITION_TIMES),
-            ("oversampling_rate", OVERSAMPLING_RATES, UNENCODABLE_OVERSAMPLING_RATES),
-        ):
-            value = getattr(instructions.adc, field)
-            if value in unencodable:
-                allowed = [v for v in values if v not in unencodable]
-                raise InvalidInstructionsError(
-                    f"adc.{field} {value} is not supported for measurements (the device "
-                    f"cannot apply it); allowed: {', '.join(map(str, allowed))}."
-                )
         if instructions.meta is not None:
             check_metadata_size(instructions.meta.model_dump())
         if instructions.ift_requested:
@@ -374,9 +359,6 @@ class MeasurementService:
             watcher.cancel()
             with contextlib.suppress(BaseException):
                 await watcher
-            # The lease ends here at the latest (the stream callback ends it earlier).
-            with contextlib.suppress(Exception):
-                await active.stack.aclose()
             # Counted as finished and no longer active in one step (no await).
             self.finished_frames += run.writer.frames
             self.finished_lost_frames += run.writer.lost_frames

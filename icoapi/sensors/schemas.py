@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -117,15 +115,6 @@ class Sensor(BaseModel):
     def offset(self) -> float:
         """d = phys_max − k · volt_max, the physical value at 0 V."""
         return sensor_coefficients(self.phys_min, self.phys_max, self.volt_min, self.volt_max)[1]
-
-    def convert_volts(self, volts: npt.ArrayLike) -> npt.NDArray[np.floating[Any]]:
-        """Physical values ``volts · k + d`` (vectorized). Float arrays keep their
-        precision; anything else is converted to float64."""
-        array = np.asarray(volts)
-        if not np.issubdtype(array.dtype, np.floating):
-            array = array.astype(np.float64)
-        result: npt.NDArray[np.floating[Any]] = array * self.scaling_factor + self.offset
-        return result
 
 
 # Used for channels that have no sensor definition: the synthetic "Raw" sensor

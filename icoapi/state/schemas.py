@@ -5,11 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from icoapi.core.disk import DiskCapacity, DiskSpace
 from icoapi.dataspace.schemas import CloudState
-from icoapi.measurement.schemas import MeasurementInstructions, MeasurementStatus, PendingPostMeta
+from icoapi.measurement.schemas import MeasurementStatusSummary
 from icoapi.system.schemas import ConnectedDevice, LinkState, SystemSnapshot
 
 
@@ -28,62 +28,6 @@ class ReportedLinkState(StrEnum):
         if system.measuring and system.link_state is LinkState.SENSOR_CONNECTED:
             return cls.MEASURING
         return cls(system.link_state.value)
-
-
-class MetadataSummary(BaseModel):
-    version: str
-    profile: str
-    parameter_names: list[str] = Field(
-        description="The parameters given; their values (pictures included) are in the file."
-    )
-
-
-class InstructionsSummary(MeasurementInstructions):
-    """The instructions of the running measurement without the metadata values:
-    pictures in the metadata would make every state push as large as they are."""
-
-    model_config = ConfigDict(json_schema_extra=None)
-
-    meta: MetadataSummary | None  # type: ignore[assignment]
-
-
-class MeasurementStatusSummary(BaseModel):
-    """:class:`MeasurementStatus` with :class:`InstructionsSummary` instructions."""
-
-    running: bool = False
-    name: str | None = None
-    start_time: str | None = None
-    tool_name: str | None = None
-    instructions: InstructionsSummary | None = None
-    last_error: str | None = None
-    post_meta_pending: PendingPostMeta | None = None
-
-    @classmethod
-    def of(cls, status: MeasurementStatus) -> MeasurementStatusSummary:
-        instructions = None
-        if status.instructions is not None:
-            meta = status.instructions.meta
-            summary = (
-                None
-                if meta is None
-                else MetadataSummary(
-                    version=meta.version,
-                    profile=meta.profile,
-                    parameter_names=list(meta.parameters),
-                )
-            )
-            instructions = InstructionsSummary.model_validate(
-                {**status.instructions.model_dump(exclude={"meta"}), "meta": summary}
-            )
-        return cls(
-            running=status.running,
-            name=status.name,
-            start_time=status.start_time,
-            tool_name=status.tool_name,
-            instructions=instructions,
-            last_error=status.last_error,
-            post_meta_pending=status.post_meta_pending,
-        )
 
 
 class SystemStateModel(BaseModel):

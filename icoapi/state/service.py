@@ -20,9 +20,8 @@ from icoapi.core.events import Event, EventBus, PostMetaCompleted, PostMetaReque
 from icoapi.core.paths import AppPaths
 from icoapi.core.sinks import MessageSink
 from icoapi.dataspace.schemas import CloudState
-from icoapi.measurement.schemas import MeasurementStatus
+from icoapi.measurement.schemas import MeasurementStatus, MeasurementStatusSummary
 from icoapi.state.schemas import (
-    MeasurementStatusSummary,
     ReportedLinkState,
     SocketMessage,
     SystemStateModel,

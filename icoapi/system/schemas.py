@@ -10,8 +10,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 # The values the ADC of an ICOtronic sensor device accepts (icotronic.can.adc).
 REFERENCE_VOLTAGES = (1.25, 1.65, 1.8, 2.1, 2.2, 2.5, 2.7, 3.3, 5.0, 6.6)
-ACQUISITION_TIMES = (1, 2, 3, 4, 8, 16, 32, 64, 128, 256)
-OVERSAMPLING_RATES = tuple(2**exponent for exponent in range(13))
+# Acquisition time 1 and oversampling rate 1 exist in the library's tables, but
+# the device encodes them as byte 0, which it reads as "unset": it would run
+# with 8 and 64 (and report those) instead. So they are refused everywhere.
+ACQUISITION_TIMES = (2, 3, 4, 8, 16, 32, 64, 128, 256)
+OVERSAMPLING_RATES = tuple(2**exponent for exponent in range(1, 13))
+_UNSET_ON_THE_DEVICE = "the device takes 1 as 'unset' and would run at another rate"
 DEFAULT_ADC = {
     "prescaler": 2,
     "acquisition_time": 8,
@@ -111,14 +115,16 @@ class ADCValues(BaseModel):
     @classmethod
     def _acquisition_time(cls, value: int | None) -> int | None:
         if value is not None and value not in ACQUISITION_TIMES:
-            raise ValueError(f"must be one of {', '.join(map(str, ACQUISITION_TIMES))}")
+            why = f" ({_UNSET_ON_THE_DEVICE})" if value == 1 else ""
+            raise ValueError(f"must be one of {', '.join(map(str, ACQUISITION_TIMES))}{why}")
         return value
 
     @field_validator("oversampling_rate")
     @classmethod
     def _oversampling_rate(cls, value: int | None) -> int | None:
         if value is not None and value not in OVERSAMPLING_RATES:
-            raise ValueError("must be a power of two from 1 to 4096")
+            why = f" ({_UNSET_ON_THE_DEVICE})" if value == 1 else ""
+            raise ValueError(f"must be one of {', '.join(map(str, OVERSAMPLING_RATES))}{why}")
         return value
 
     @field_validator("reference_voltage")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,7 @@ from icotronic.can.streaming.buffer import AsyncStreamBuffer
 
 if TYPE_CHECKING:
     from icotronic.can.node.sensor import SensorNode
+    from icotronic.can.streaming.data import StreamingData
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,14 @@ class RawFrames:
     timestamps: npt.NDArray[np.float64]
     raw: npt.NDArray[np.uint16]
 
+    def __len__(self) -> int:
+        return len(self.counters)
+
+
+NO_FRAMES = RawFrames(np.empty(0, np.uint8), np.empty(0, np.float64), np.empty((0, 3), np.uint16))
+# Put into the stream buffer to end a waiting read (see DataStream.wake).
+_WAKE = cast("tuple[StreamingData, int]", object())
+
 
 @dataclass(frozen=True)
 class StopReport:
@@ -44,6 +53,8 @@ class StopReport:
 
     stopped: bool  # verified: no frame arrived after the device's last answer
     detail: str  # human-readable account ("" when stopped at the first attempt)
+    # Frames kept arriving after the stop requests: the device still streams.
+    streaming: bool = False
 
 
 class DataStream:
@@ -63,11 +74,15 @@ class DataStream:
         self._listening = True
 
     async def read(self, max_frames: int) -> RawFrames:
-        """Wait for the next frame and take what else is queued (``max_frames`` at most).
+        """Wait for the next frame and take what else is queued (``max_frames`` at
+        most). No frames (at once) after :meth:`wake`.
 
         :raises StreamingTimeoutError: no frame within the stream timeout.
         :raises StreamingBufferError: more than a second of frames waited."""
-        batch = [await anext(self._buffer)]
+        first = await anext(self._buffer)
+        if first is _WAKE:
+            return NO_FRAMES
+        batch = [first]
         queue = self._buffer.queue
         while len(batch) < max_frames and not queue.empty():
             batch.append(queue.get_nowait())
@@ -77,24 +92,37 @@ class DataStream:
         raw = np.array([item[0].values for item in batch], dtype=np.uint16)
         return RawFrames(counters, stamps, raw)
 
+    def wake(self) -> None:
+        """Make a waiting (or the next) :meth:`read` return at once with no
+        frames: a stop request must not wait for the stream timeout when the
+        device stalls. Frames already queued are read as usual."""
+        queue = self._buffer.queue
+        if queue.empty():
+            queue.put_nowait(_WAKE)
+
     def _drain(self) -> int:
         queue = self._buffer.queue
         count = 0
         while not queue.empty():
-            queue.get_nowait()
-            count += 1
+            if queue.get_nowait() is not _WAKE:
+                count += 1
         return count
 
-    async def stop(self, after_error: bool, timeout: float) -> StopReport:
+    async def stop(
+        self, after_error: bool, timeout: float, attempts: int | None = None
+    ) -> StopReport:
         """Ask the device to stop streaming and check that it did.
 
         After an error one short attempt only (the link is probably gone, and
-        the library's retries would take about 10 s). Otherwise up to
-        :data:`STOP_ATTEMPTS` requests, each followed by a quiet window in which
-        no frame may arrive."""
-        attempts = 1 if after_error else STOP_ATTEMPTS
+        the library's retries would take about 10 s). Otherwise ``attempts``
+        (:data:`STOP_ATTEMPTS`) requests, each followed by a quiet window in which
+        no frame may arrive. May be called again if the stream did not stop."""
+        if attempts is None:
+            attempts = 1 if after_error else STOP_ATTEMPTS
         window = min(2.0, max(0.2, 3 / self._frame_rate)) if self._frame_rate > 0 else 0.2
         problems: list[str] = []
+        streaming = False
+        self._listen()
         try:
             async with self._lock, asyncio.timeout(timeout):
                 for attempt in range(1, attempts + 1):
@@ -111,6 +139,7 @@ class DataStream:
                     self._drain()
                     await asyncio.sleep(window)
                     arrived = self._drain()
+                    streaming = arrived > 0
                     if arrived == 0:
                         return StopReport(True, "; ".join(problems))
                     problems.append(
@@ -120,7 +149,17 @@ class DataStream:
             problems.append(f"stopping took longer than {timeout:g} s")
         finally:
             self.close()
-        return StopReport(False, "the device did not stop streaming (" + "; ".join(problems) + ")")
+        return StopReport(
+            False,
+            "the device did not stop streaming (" + "; ".join(problems) + ")",
+            streaming,
+        )
+
+    def _listen(self) -> None:
+        if not self._listening:
+            self._listening = True
+            self._drain()
+            self._sensor.spu.notifier.add_listener(self._buffer)
 
     def close(self) -> None:
         """Stop listening (the device is not asked anything)."""

@@ -107,6 +107,16 @@ def test_websockets_need_a_token(
     with client.websocket_connect(PREFIX + path, subprotocols=offered) as socket:
         # The service picks the plain protocol: the token is never echoed.
         assert socket.accepted_subprotocol == "icoapi"
+    # The token alone cannot be selected (it would be echoed): a clear refusal.
+    with (
+        pytest.raises(WebSocketDenialResponse) as alone,
+        client.websocket_connect(PREFIX + path, subprotocols=offered[1:]),
+    ):
+        pass
+    assert alone.value.status_code == 400
+    assert "icoapi" in alone.value.json()["detail"]
+    assert tokens["viewer"] not in alone.value.text
+    assert tokens["viewer"] not in str(alone.value.headers)
 
 
 def test_state_socket_with_token_subprotocol_and_origin(

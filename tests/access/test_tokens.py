@@ -19,7 +19,7 @@ from icoapi.access.tokens import (
     remove_token,
 )
 from icoapi.api import create_app
-from tests.support import make_settings
+from tests.support import ROOT, make_settings
 
 
 def test_file_holds_hashes_never_tokens(tmp_path: Path) -> None:
@@ -74,6 +74,47 @@ def test_invalid_file_stops_the_service(tmp_path: Path, content: str, message: s
         create_app(make_settings(tmp_path / "data", ICOAPI_TOKENS_FILE=path))
 
 
+@pytest.mark.parametrize("content", ["", "# no tokens yet\n", "tokens: []\n"])
+def test_file_without_tokens_stops_the_service(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text(content)
+    # Someone meant to turn access control on: never run silently without it.
+    with pytest.raises(TokenFileError, match="holds no tokens, so access control would be off"):
+        create_app(make_settings(tmp_path / "data", ICOAPI_TOKENS_FILE=path))
+    with pytest.raises(TokenFileError, match="holds no tokens"):
+        create_app(make_settings(tmp_path / "data", ICOAPI_TOKENS_FILE=path, ICOAPI_API_KEY="k3y"))
+    # The command line still adds the first token to it.
+    add_token(path, "display", "viewer")
+    assert create_app(
+        make_settings(tmp_path / "data", ICOAPI_TOKENS_FILE=path)
+    ).state.tokens.enabled
+
+
+def test_service_refuses_an_empty_tokens_file_and_says_why(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "tokens.yaml"
+    path.write_text("tokens: []\n")
+    environment = {
+        "ICOAPI_DATA_DIR": str(tmp_path / "data"),
+        "ICOAPI_TOKENS_FILE": str(path),
+        "CAN_INTERFACE": "virtual",
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "icoapi"],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "holds no tokens, so access control would be off" in result.stderr
+
+
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "tokens.yaml"
     assert access_cli(["--file", str(path), "add", "display", "--role", "viewer"]) == 0
@@ -85,6 +126,9 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert access_cli(["--file", str(path), "list"]) == 0
     assert "display\tviewer" in capsys.readouterr().out
     assert access_cli(["--file", str(path), "remove", "display"]) == 0
+    # The last token takes the file with it (an empty one would stop the service).
+    assert "access control is off" in capsys.readouterr().out
+    assert not path.exists()
     assert access_cli(["--file", str(path), "remove", "display"]) == 1
     assert not load_tokens(path).enabled
 

@@ -27,6 +27,14 @@ SECRET = "pa55 w+rd/with=odd&chars"
         json.dumps(SECRET)[1:-1],
         base64.b64encode(SECRET.encode()).decode(),
         base64.urlsafe_b64encode(SECRET.encode()).decode().rstrip("="),
+        # Encoded twice (a query string inside a query string) or three times.
+        quote(quote(SECRET, safe=""), safe=""),
+        quote(quote(quote(SECRET))),
+        quote_plus(quote_plus(SECRET)).lower(),
+        # Partly encoded: some characters only, hex digits in mixed case.
+        "pa55%20w+rd%2Fwith=odd%26chars",
+        "pa55+w%2brd/with%3Dodd&chars",
+        "pa55 w+rd%252fwith=odd%26chars",
     ],
 )
 @pytest.mark.parametrize("formatter", [logging.Formatter("%(message)s"), JsonFormatter()])
@@ -59,6 +67,7 @@ def test_registered_secret_in_any_encoding(form: str, formatter: logging.Formatt
     [
         ('"GET /x?api_key=abc%2Bd&y=1 HTTP/1.1"', '"GET /x?api_key=***&y=1 HTTP/1.1"'),
         ("next=%2Fx%3Fapi_key%3Dabc%26y%3D1", "next=%2Fx%3Fapi_key%3D***%26y%3D1"),
+        ("n=%252Fx%253Ftoken%253Dabc%2526y%253D1", "n=%252Fx%253Ftoken%253D***%2526y%253D1"),
         ("Authorization: Bearer abc.def", "Authorization: Bearer ***"),
         ('{"X-API-Key": "abc"}', '{"X-API-Key": "***"}'),
         ("icoapi, icoapi.bearer.abc-def", "icoapi, icoapi.bearer.***"),

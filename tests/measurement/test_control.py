@@ -53,6 +53,32 @@ def test_stop_during_run(
     assert client.post("/measurement/stop").json() is None
 
 
+def test_status_summarises_the_metadata(
+    sim_server: LiveServer, client: httpx.Client, simulator: Simulator
+) -> None:
+    mac = simulator.config.devices[0].mac
+    connect_device(client, mac)
+    picture = "data:image/png;base64," + "A" * (3 * 1024 * 1024)
+    meta = {"version": "1", "profile": "milling", "parameters": {"photo": picture, "depth": 2}}
+    start(client, instructions(mac, time=None, meta=meta))
+    try:
+        response = client.get("/measurement")
+        status = response.json()
+        assert status["running"] is True
+        # Like the state pushes: names, not values (the pictures are in the file).
+        assert status["instructions"]["meta"] == {
+            "version": "1",
+            "profile": "milling",
+            "parameter_names": ["photo", "depth"],
+        }
+        assert status["instructions"]["mac_address"] == mac
+        assert len(response.content) < 4096
+        state = client.get("/state").json()["measurement_status"]
+        assert state["instructions"] == status["instructions"]
+    finally:
+        assert client.post("/measurement/stop").status_code == 200
+
+
 def test_operations_refused_while_measuring(
     sim_server: LiveServer, client: httpx.Client, simulator: Simulator
 ) -> None:

@@ -58,13 +58,57 @@ def test_assembler_across_batches() -> None:
         raw = np.zeros((len(part), 3), np.uint16)
         frames = RawFrames((part % 256).astype(np.uint8), epoch + part / RATE, raw)
         batches.append(assembler.merge([assembler.assemble(frames)]))
+    # The assembler finds the loss; the file writer keeps the tally.
     assert [batch.lost for batch in batches] == [0, 2000]
-    assert assembler.lost == 2000
-    assert assembler.dataloss == pytest.approx(2000 / 6000)
+    assert not hasattr(assembler, "lost")
     first = batches[0]
     assert first.frame_times[0] == 0.0
     # one channel: samples 1/channel rate apart, starting at the frame time
     np.testing.assert_allclose(
         first.sample_times[1], first.frame_times[1] + np.arange(3) / RATE / 3
     )
-    assert assembler.measured_frame_rate == pytest.approx(RATE, rel=1e-6)
+    assert assembler.last_time == pytest.approx(5999 / RATE)
+
+
+def test_a_stream_that_starts_over_is_no_loss() -> None:
+    # The answer to the start request came late, the library asked again and the
+    # device started over: its first frame, 0.73 s of nothing, then counter 0 again.
+    index = np.arange(3000)
+    counters = np.concatenate(([0], index % 256))
+    times = np.concatenate(([0.0], 0.73 + index / RATE))
+    detector = LossDetector(RATE)
+    lost, received = detector.count(counters[:700], times[:700])
+    more_lost, more_received = detector.count(counters[700:], times[700:])
+    assert (lost + more_lost, received + more_received) == (0, 3001)
+    assert detector.restart == (pytest.approx(0.73), 1)
+    # Also after a few frames of the first start, in one batch.
+    counters = np.concatenate((np.arange(190) % 256, index % 256))
+    times = np.concatenate((np.arange(190) / RATE, 190 / RATE + 0.2 + index / RATE))
+    detector = LossDetector(RATE)
+    assert detector.count(counters, times) == (0, 3190)
+    assert detector.restart is not None and detector.restart[1] == 190
+
+
+def test_late_in_the_stream_counter_zero_after_a_gap_is_loss() -> None:
+    # Past the start phase the same pattern is what it looks like: lost frames.
+    index = np.arange(20_000)
+    index = index[(index < 10_000) | (index >= 10_240)]  # resumes at counter 0
+    assert index[10_000] % 256 == 0
+    detector = LossDetector(RATE)
+    lost, _ = detector.count(index % 256, index / RATE)
+    assert lost == 240
+    assert detector.restart is None
+
+
+def test_assembler_tells_where_the_stream_started_over() -> None:
+    layout = ChannelLayout.of(["first"])
+    assembler = FrameAssembler(layout, SampleConverter(3.3, [(1.0, 0.0)]), RATE * 3)
+    index = np.arange(1000)
+    counters = np.concatenate(([0], index % 256)).astype(np.uint8)
+    epoch = 1_700_000_000.0 + np.concatenate(([0.0], 0.73 + index / RATE))
+    frames = RawFrames(counters, epoch, np.zeros((len(counters), 3), np.uint16))
+    batch = assembler.merge([assembler.assemble(frames)])
+    assert batch.lost == 0
+    restart = assembler.restart
+    assert restart is not None
+    assert restart[0] == pytest.approx(0.73) and restart[1] == 1

@@ -124,10 +124,16 @@ def test_adc_values_the_device_cannot_apply_are_refused(
     body = instructions(mac)
     body["adc"][key] = value
     before = client.get("/sth/read-adc").json()
-    response = client.post("/measurement/start", json=body)
-    assert response.status_code == 422
-    assert f"adc.{key} {value}" in response.json()["detail"]
-    assert allowed in response.json()["detail"]
+    # The same rule for a measurement and for writing the ADC settings.
+    for response, where in (
+        (client.post("/measurement/start", json=body), ["body", "adc", key]),
+        (client.put("/sth/write-adc", json={**before, key: value}), ["body", key]),
+    ):
+        assert response.status_code == 422
+        (error,) = response.json()["detail"]
+        assert error["loc"] == where
+        assert allowed in error["msg"]
+        assert "takes 1 as 'unset'" in error["msg"]
     assert client.get("/sth/read-adc").json() == before  # the device was not touched
     assert list(sim_server.app.state.paths.measurements.glob("*.hdf5")) == []
 

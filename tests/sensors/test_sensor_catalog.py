@@ -7,13 +7,12 @@ import shutil
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from icoapi.core.settings import BUNDLED_CONFIG_DIR
 from icoapi.sensors.errors import SensorConfigError
-from icoapi.sensors.schemas import RAW_SENSOR, Sensor
+from icoapi.sensors.schemas import RAW_SENSOR
 from icoapi.sensors.service import SensorCatalog
 
 
@@ -56,16 +55,6 @@ def test_values_in_file_for_coefficients_are_ignored(sensors_path: Path) -> None
     entry = SensorCatalog(sensors_path).current().sensors[0]
     assert entry.scaling_factor == 10.0
     assert entry.offset == -10.0
-
-
-def test_convert_volts_is_vectorized() -> None:
-    acc = Sensor.model_validate(
-        sensor("a", phys_min=-100, phys_max=100, volt_min=0.33, volt_max=2.97)
-    )
-    result = acc.convert_volts(np.array([0.33, 1.65, 2.97]))
-    assert result == pytest.approx([-100.0, 0.0, 100.0])
-    assert acc.convert_volts(np.array([1.65], dtype=np.float32)).dtype == np.float32
-    assert acc.convert_volts(np.array([0, 1])).dtype == np.float64
 
 
 def test_equal_voltage_limits_are_rejected(sensors_path: Path) -> None:
