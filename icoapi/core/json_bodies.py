@@ -35,6 +35,11 @@ logger = logging.getLogger(__name__)
 SUSPICIOUS = re.compile(rb"NaN|Infinity|[0-9.][eE][+-]?[0-9]{3}|[0-9]{300}|\\u[dD][89a-fA-F]")
 
 
+# Requests whose body a route may read. Others pass untouched: their body is never
+# parsed, and a streaming GET keeps its receive channel for the disconnect.
+METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class NotJsonError(ValueError):
     """A body that Python's parser takes but that is not JSON."""
 
@@ -123,7 +128,11 @@ class StrictJsonBodies:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_json_request(scope["headers"]):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in METHODS_WITH_BODIES
+            or not is_json_request(scope["headers"])
+        ):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -29,7 +29,15 @@ def consume(client: TestClient, name: str) -> dict[str, Any]:
         tail = b""
         done = asyncio.Event()
 
+        requested = False
+
         async def receive() -> dict[str, Any]:
+            # As a server does: the (empty) request body first, then the
+            # disconnect once the response is complete.
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
             await done.wait()
             return {"type": "http.disconnect"}
 
