@@ -18,7 +18,7 @@ from icoapi.measurement.errors import (
 from icoapi.measurement.schemas import (
     ControlResponse,
     MeasurementInstructions,
-    MeasurementStatusSummary,
+    MeasurementOverview,
     Metadata,
 )
 from icoapi.system.errors import (
@@ -71,12 +71,12 @@ async def post_measurement_metadata(measurement: MeasurementDep, metadata: Metad
     measurement.post_meta(metadata)
 
 
-@router.get("", response_model=MeasurementStatusSummary)
-async def measurement_status(measurement: MeasurementDep) -> MeasurementStatusSummary:
+@router.get("", response_model=MeasurementOverview)
+async def measurement_status(measurement: MeasurementDep) -> MeasurementOverview:
     """The current measurement (all fields null when none runs). Its metadata is
     summarised (version, profile, parameter names) as in the ``/state`` pushes:
     the values, pictures included, are in the file."""
-    return MeasurementStatusSummary.of(measurement.status())
+    return MeasurementOverview.of(measurement.status())
 
 
 @router.websocket("/stream")

@@ -173,3 +173,19 @@ class MeasurementStatusSummary(BaseModel):
             last_error=status.last_error,
             post_meta_pending=status.post_meta_pending,
         )
+
+
+class MeasurementOverview(MeasurementStatusSummary):
+    """What ``GET /measurement`` answers: the status summary and the disk space
+    (``/state`` carries the disk space beside its summary)."""
+
+    disk: DiskSpace | None = Field(
+        default=None,
+        description="Free space on the measurement volume, the reserve kept and the "
+        "seconds that can still be recorded.",
+    )
+
+    @classmethod
+    def of(cls, status: MeasurementStatus) -> MeasurementOverview:
+        summary = MeasurementStatusSummary.of(status)
+        return cls(**dict(summary), disk=status.disk)
