@@ -29,8 +29,10 @@ A device starts counting at 0 with every start request. When its answer to the
 start request is late, the library sends the request again, and the device
 starts over: the frames begin again at counter 0. Within the first
 :data:`START_PHASE_S` seconds such a new start (counter 0 that does not follow
-255) is taken for what it is, not for lost counter cycles: counting begins anew
-there, and the rate is checked from there on (:attr:`FrameAssembler.restart`).
+255, after a time that does not match the counter step) is taken for what it is,
+not for lost counter cycles: counting begins anew there, and the rate is checked
+from there on (:attr:`FrameAssembler.restart`). Frames lost just before a counter
+0 took their time with them and stay a loss.
 """
 
 from __future__ import annotations
@@ -124,7 +126,10 @@ class LossDetector:
             if start is not None:
                 lost, received = self.count(counters[:start], times[:start])
                 self.restart = (float(times[start]), self._frames)
+                # Counting begins anew at the new start: time and index from there.
                 self._last_counter = None
+                self._last_time = 0.0
+                self._last_index = 0.0
                 self._history.clear()
                 self._history_frames = 0
                 more_lost, more_received = self.count(counters[start:], times[start:])
@@ -169,7 +174,14 @@ class LossDetector:
             self._start_phase = False
         last = self._last_counter if self._last_counter is not None else -1
         previous = np.concatenate((np.array([last], np.int64), counters[:-1].astype(np.int64)))
-        starts = np.flatnonzero((counters == 0) & (previous != 255) & early)
+        # A new start leaves time and counter step unrelated (the device paused for
+        # the repeated request); frames lost just before a counter 0 do not: their
+        # time passed with them, so that is counted as loss.
+        periods = (times - self._first_time) * self.frame_rate
+        elapsed = np.diff(periods, prepend=self._last_time)
+        steps = np.mod(counters.astype(np.int64) - previous, 256)
+        unrelated = np.abs(elapsed - steps) >= SUSPICIOUS
+        starts = np.flatnonzero((counters == 0) & (previous != 255) & early & unrelated)
         return int(starts[0]) if len(starts) else None
 
     def _remember(self, offsets: npt.NDArray[np.float64]) -> None:

@@ -89,6 +89,30 @@ def test_a_stream_that_starts_over_is_no_loss() -> None:
     assert detector.restart is not None and detector.restart[1] == 190
 
 
+def test_frames_lost_before_counter_zero_early_are_loss() -> None:
+    # A drop just before a counter 0 in the start phase: the time passed with the
+    # lost frames, so it is loss, not a new start.
+    index = np.arange(3000)
+    index = index[(index < 200) | (index >= 256)]  # 56 lost, resumes at counter 0
+    detector = LossDetector(RATE)
+    assert detector.count(index % 256, index / RATE) == (56, len(index))
+    assert detector.restart is None
+
+
+def test_loss_after_a_new_start_is_counted_exactly() -> None:
+    index = np.arange(6000)
+    kept = index[(index < 3000) | (index >= 3100)]  # 100 lost after the new start
+    counters = np.concatenate((np.arange(50) % 256, kept % 256))
+    times = np.concatenate((np.arange(50) / RATE, 50 / RATE + 0.4 + kept / RATE))
+    detector = LossDetector(RATE)
+    lost, received = 0, 0
+    for part in np.array_split(np.arange(len(counters)), 7):
+        more_lost, more_received = detector.count(counters[part], times[part])
+        lost, received = lost + more_lost, received + more_received
+    assert (lost, received) == (100, len(counters))
+    assert detector.restart is not None and detector.restart[1] == 50
+
+
 def test_late_in_the_stream_counter_zero_after_a_gap_is_loss() -> None:
     # Past the start phase the same pattern is what it looks like: lost frames.
     index = np.arange(20_000)
