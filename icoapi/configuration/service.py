@@ -53,6 +53,7 @@ from icoapi.configuration.schemas import (
     ConfigResponse,
     HeaderDocument,
 )
+from icoapi.core.disk import sync_directory
 from icoapi.core.documents import (
     YamlDocument,
     YamlSyntaxError,
@@ -71,20 +72,6 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_BACKUPS = 20
 # Files holding credentials (dataspace.yaml and its backups): owner only.
 SECRET_FILE_MODE = 0o600
-
-
-def _fsync_directory(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ConfigService:
@@ -275,7 +262,7 @@ class ConfigService:
             except BaseException:
                 Path(temporary).unlink(missing_ok=True)
                 raise
-            _fsync_directory(target.parent)
+            sync_directory(target.parent)
             self._prune_backups(kind)
         return backup
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -54,3 +55,18 @@ def disk_space(free: int | None, reserve: int, bytes_per_second: float) -> DiskS
     if free is not None and bytes_per_second > 0:
         recordable = round(max(free - reserve, 0) / bytes_per_second, 1)
     return DiskSpace(free_bytes=free, reserve_bytes=reserve, recordable_seconds=recordable)
+
+
+def sync_directory(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (best effort: not every file system,
+    e.g. an SMB share, can sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

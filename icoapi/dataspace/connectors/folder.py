@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from icoapi.configuration.schemas import NonEmptyStr
+from icoapi.core.disk import sync_directory
 from icoapi.dataspace.connectors.base import (
     ConnectionSettings,
     ConnectorOptions,
@@ -147,7 +148,7 @@ class FolderConnector:
                 os.replace(partial, target)
                 sidecar = self.folder / f"{upload.name}{SIDECAR_SUFFIX}"
                 _write_synced(sidecar, f"{digest}  {upload.name}\n".encode("ascii"))
-                _sync_folder(self.folder)
+                sync_directory(self.folder)
                 stat = target.stat()
                 stored = file_sha256(target)
             finally:
@@ -212,17 +213,3 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _sync_folder(folder: Path) -> None:
-    # Makes the renames durable; not possible on every file system (SMB).
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
